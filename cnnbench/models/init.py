@@ -1,0 +1,36 @@
+"""Weight-initialisation schemes selectable with `model.init`."""
+
+from __future__ import annotations
+
+import torch.nn as nn
+
+INIT_SCHEMES = ("default", "xavier", "kaiming")
+
+
+def _xavier(m: nn.Module) -> None:
+    # d2l's train_ch6: xavier_uniform_ on the weights of Linear and Conv2d, biases untouched.
+    if type(m) in (nn.Linear, nn.Conv2d):
+        nn.init.xavier_uniform_(m.weight)
+
+
+def _kaiming(m: nn.Module) -> None:
+    # Seed 001's ResNet._init_weights, applied to any model.
+    if isinstance(m, nn.Conv2d):
+        nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+    elif isinstance(m, nn.BatchNorm2d | nn.BatchNorm1d):
+        nn.init.constant_(m.weight, 1)
+        nn.init.constant_(m.bias, 0)
+    elif isinstance(m, nn.Linear):
+        nn.init.normal_(m.weight, 0, 0.01)
+        nn.init.constant_(m.bias, 0)
+
+
+def init_weights(model: nn.Module, scheme: str) -> nn.Module:
+    """`default` keeps what the model's constructor did (PyTorch defaults or the seed's own init)."""
+    if scheme not in INIT_SCHEMES:
+        raise ValueError(f"model.init must be one of {', '.join(INIT_SCHEMES)}, got '{scheme}'")
+    if scheme == "xavier":
+        model.apply(_xavier)
+    elif scheme == "kaiming":
+        model.apply(_kaiming)
+    return model
