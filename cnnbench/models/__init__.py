@@ -2,6 +2,7 @@
 
 from . import lenet, resnet  # noqa: F401  (registers the models)
 from .init import INIT_SCHEMES, init_weights
-from .registry import create_model, is_model, list_models, register_model
+from .build import build_model
+from .registry import create_model, get_model_factory, is_model, list_models, register_model
 
-__all__ = ["INIT_SCHEMES", "create_model", "init_weights", "is_model", "list_models", "register_model"]
+__all__ = ["INIT_SCHEMES", "build_model", "create_model", "get_model_factory", "init_weights", "is_model", "list_models", "register_model"]

@@ -28,8 +28,12 @@ def is_model(name: str) -> bool:
     return name in _MODELS
 
 
-def create_model(name: str, num_classes: int = 10, in_chans: int = 1, **kwargs) -> nn.Module:
-    """Build a registered model; an unknown name raises a KeyError listing the known ones."""
+def get_model_factory(name: str) -> Callable[..., nn.Module]:
     if name not in _MODELS:
         raise KeyError(f"unknown model '{name}'; known models: {', '.join(list_models())}")
-    return _MODELS[name](num_classes=num_classes, in_chans=in_chans, **kwargs)
+    return _MODELS[name]
+
+
+def create_model(name: str, num_classes: int = 10, in_chans: int = 1, **kwargs) -> nn.Module:
+    """Build a registered model; an unknown name raises a KeyError listing the known ones."""
+    return get_model_factory(name)(num_classes=num_classes, in_chans=in_chans, **kwargs)

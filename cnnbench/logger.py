@@ -1,0 +1,91 @@
+"""Where a run's numbers go: TensorBoard scalars, metrics.csv and the console, under one vocabulary."""
+
+from __future__ import annotations
+
+import csv
+import logging
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from torch.utils.tensorboard import SummaryWriter
+
+log = logging.getLogger(__name__)
+
+# Per-epoch metrics, in metrics.csv column order. TensorBoard tags are the same keys.
+EPOCH_KEYS = ("lr", "train/loss", "train/acc", "val/loss", "val/acc", "val/acc_best",
+              "throughput/train_examples_per_s", "time/epoch_s")
+
+# (header, metric key, format) of the console's epoch row, after the seeds' printouts.
+ROW_FORMAT = (("epoch", "epoch", "{:>5d}"), ("lr", "lr", "{:>9.5f}"), ("train/loss", "train/loss", "{:>10.4f}"),
+              ("train/acc", "train/acc", "{:>9.4f}"), ("val/loss", "val/loss", "{:>8.4f}"),
+              ("val/acc", "val/acc", "{:>7.4f}"), ("img/s", "throughput/train_examples_per_s", "{:>8.0f}"),
+              ("time", "time/epoch_s", "{:>6.1f}s"))
+
+
+class EpochProgress:
+    """A rich progress bar over one epoch's batches, refreshed every `every` steps; silent off a terminal."""
+
+    def __init__(self, console: Console, every: int = 10):
+        self.every = max(int(every), 1)
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), console=console, transient=True,
+                                 disable=not console.is_terminal)
+        self.task = None
+
+    def start(self, description: str, total: int) -> None:
+        self.progress.start()
+        self.task = self.progress.add_task(description, total=total)
+
+    def step(self, step: int) -> None:
+        if step % self.every == 0:
+            self.progress.update(self.task, completed=step)
+
+    def stop(self) -> None:
+        if self.task is not None:
+            self.progress.remove_task(self.task)
+            self.task = None
+        self.progress.stop()
+
+
+class RunLogger:
+    def __init__(self, run_dir: Path, console: Console):
+        self.run_dir = Path(run_dir)
+        self.console = console
+        self.writer = SummaryWriter(log_dir=str(self.run_dir / "tensorboard"))
+        self.csv_path = self.run_dir / "metrics.csv"
+        self.header_printed = False
+
+    def log_epoch(self, epoch: int, metrics: dict[str, float], is_best: bool) -> None:
+        for key in EPOCH_KEYS:
+            self.writer.add_scalar(key, metrics[key], epoch)
+        self.writer.flush()
+        self._append_csv(epoch, metrics)
+        self._print_row(epoch, metrics, is_best)
+
+    def log_test(self, metrics: dict[str, float], step: int) -> None:
+        for key, value in metrics.items():
+            self.writer.add_scalar(key, value, step)
+        self.writer.flush()
+
+    def close(self) -> None:
+        self.writer.close()
+
+    def _append_csv(self, epoch: int, metrics: dict[str, float]) -> None:
+        new = not self.csv_path.exists()
+        with open(self.csv_path, "a", newline="") as f:
+            out = csv.writer(f)
+            if new:
+                out.writerow(["epoch", *EPOCH_KEYS])
+            out.writerow([epoch, *(f"{metrics[key]:.6g}" for key in EPOCH_KEYS)])
+
+    def _print_row(self, epoch: int, metrics: dict[str, float], is_best: bool) -> None:
+        values = {"epoch": epoch, **metrics}
+        if not self.header_printed:
+            header = " ".join(f"{name:>{len(fmt.format(0))}}" for name, _, fmt in ROW_FORMAT)
+            self.console.print(header, style="bold", highlight=False)
+            self.header_printed = True
+        row = " ".join(fmt.format(values[key]) for _, key, fmt in ROW_FORMAT)
+        mark = " ★ best" if is_best else ""
+        self.console.print(row + mark, highlight=False, style="green" if is_best else None)
+        log.info("epoch %s%s", row, mark)

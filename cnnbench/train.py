@@ -1,0 +1,130 @@
+"""`python -m cnnbench`: a thin Hydra entrypoint over `run(cfg)`, which trains, tests and reports."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+
+import hydra
+import torch
+import torch.nn as nn
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+from rich.console import Console
+from rich.syntax import Syntax
+
+from . import CONF_DIR
+from .checkpoint import load_checkpoint, save_json
+from .config import resolve_device, validate_config
+from .data import build_data
+from .engine import evaluate, fit
+from .errors import CnnbenchError, ConfigError
+from .logger import RunLogger
+from .models import build_model
+
+log = logging.getLogger(__name__)
+
+SUMMARY_FILE = "summary.json"
+
+
+def run(cfg: DictConfig) -> dict:
+    """Train `cfg.model` on `cfg.data`, test the best checkpoint, and return the run's summary."""
+    started = time.perf_counter()
+    validate_config(cfg)
+    run_dir = Path(cfg.output_dir)
+    _refuse_finished_run_dir(run_dir)
+    console = Console()
+    _print_config(console, cfg)
+
+    torch.manual_seed(cfg.seed)
+    device = resolve_device(cfg.trainer.device)
+    data = build_data(cfg.data, device, cfg.seed)
+    model = build_model(cfg.model, cfg.data).to(device)
+    params = sum(p.numel() for p in model.parameters())
+    optimizer = hydra.utils.instantiate(cfg.optimizer)(model.parameters())
+    steps_per_epoch = min(len(data.train), cfg.trainer.max_steps_per_epoch or len(data.train))
+    scheduler = hydra.utils.instantiate(cfg.scheduler)(
+        optimizer, total_steps=steps_per_epoch * cfg.trainer.epochs, steps_per_epoch=steps_per_epoch)
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.trainer.label_smoothing)
+    console.print(
+        f"[bold]{cfg.model.name}[/] on [bold]{cfg.data.name}[/]: {params:,} parameters, "
+        f"{data.train.num_examples:,} train / {data.val.num_examples:,} val"
+        f"{' (= test)' if data.val_is_test else ''} / {data.test.num_examples:,} test images "
+        f"of {'x'.join(map(str, data.input_shape))}, device {device}, run dir {run_dir}", highlight=False)
+
+    logger = RunLogger(run_dir, console)
+    try:
+        result = fit(model, data, optimizer, scheduler, loss_fn, cfg, logger)
+        best = load_checkpoint(run_dir / "checkpoints" / "best.pt", map_location=device)
+        model.load_state_dict(best["model"])
+        test = evaluate(model, data.test, loss_fn, prefix="test")
+        logger.log_test(test, step=result["epochs_run"])
+    finally:
+        logger.close()
+
+    summary = {
+        "model": cfg.model.name,
+        "dataset": cfg.data.name,
+        "params": params,
+        "epochs_run": result["epochs_run"],
+        "best_epoch": result["best_epoch"],
+        "best_val_acc": result["best_val_acc"],
+        "test_acc": test["test/acc"],
+        "test_loss": test["test/loss"],
+        "stopped_early": result["stopped_early"],
+        "train_examples_per_s": result["train_examples_per_s"],
+        "wall_s": round(time.perf_counter() - started, 3),
+        "device": str(device),
+        "status": "completed",
+        "seed": cfg.seed,
+        "input_shape": list(data.input_shape),
+        "num_train": data.train.num_examples,
+        "num_val": data.val.num_examples,
+        "num_test": data.test.num_examples,
+        "val_is_test": data.val_is_test,
+        "overrides": _overrides(),
+    }
+    save_json(run_dir / SUMMARY_FILE, summary)
+    console.print(f"test/acc {summary['test_acc']:.4f} (best epoch {summary['best_epoch']}, "
+                  f"val/acc {summary['best_val_acc']:.4f}) in {summary['wall_s']:.1f}s; "
+                  f"results in {run_dir}", style="bold", highlight=False)
+    log.info("summary: %s", summary)
+    return summary
+
+
+def _refuse_finished_run_dir(run_dir: Path) -> None:
+    # Two runs must never write into one directory (for example two launches in the same second).
+    if (run_dir / SUMMARY_FILE).exists() or (run_dir / "checkpoints").exists():
+        raise ConfigError(f"output_dir {run_dir} already holds a run; choose another hydra.run.dir")
+
+
+def _print_config(console: Console, cfg: DictConfig) -> None:
+    text = OmegaConf.to_yaml(cfg, resolve=True)
+    log.info("config:\n%s", text)
+    if console.is_terminal:
+        console.print(Syntax(text, "yaml", theme="ansi_dark", background_color="default"))
+    else:
+        console.print(text, highlight=False, markup=False, end="")
+
+
+def _overrides() -> list[str]:
+    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+
+
+@hydra.main(config_path=CONF_DIR, config_name="config", version_base=None)
+def main(cfg: DictConfig) -> float:
+    """Hydra task function; returns the value a sweeper maximises (best validation accuracy)."""
+    try:
+        return run(cfg)["best_val_acc"]
+    except CnnbenchError as err:
+        log.debug("run stopped by %s", type(err).__name__, exc_info=True)
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(err.exit_code)
+
+
+if __name__ == "__main__":
+    from .cli import main as cli_main
+
+    cli_main()
