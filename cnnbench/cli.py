@@ -12,7 +12,6 @@ import difflib
 import logging
 import sys
 from collections.abc import Callable
-from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
@@ -102,7 +101,7 @@ def _composition_message(err: ConfigCompositionException, base: DictConfig) -> s
         return str(err).splitlines()[0]
     parent, _, leaf = full_key.rpartition(".")
     node = OmegaConf.select(base, parent) if parent else base
-    known = [str(k) for k in node.keys()] if isinstance(node, DictConfig) else []
+    known = [str(k) for k in node] if isinstance(node, DictConfig) else []
     known = [k for k in known if k != "hydra"]
     hint = difflib.get_close_matches(leaf, known, n=1)
     suggestion = f" (did you mean {parent + '.' if parent else ''}{hint[0]}?)" if hint else ""

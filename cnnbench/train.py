@@ -35,7 +35,7 @@ def run(cfg: DictConfig) -> dict:
     validate_config(cfg)
     run_dir = Path(cfg.output_dir)
     _refuse_finished_run_dir(run_dir)
-    console = Console()
+    console = Console(soft_wrap=True)
     _print_config(console, cfg)
 
     torch.manual_seed(cfg.seed)

@@ -81,14 +81,16 @@ def load_torchvision(name: str, root: str, download: bool) -> Source:
         test = dataset_cls(root, train=False, download=download)
     except Exception as err:  # torchvision raises RuntimeError, URLError, OSError, ValueError...
         log.debug("loading %s from %s failed", name, root, exc_info=True)
+        reason = " ".join(str(err).split())[:200]  # torchvision's messages span lines
         if download:
             raise DataError(
-                f"downloading {name} into {where} failed ({type(err).__name__}: {err}); check the network, "
+                f"downloading {name} into {where} failed ({type(err).__name__}: {reason}); check the network, "
                 f"or put {', '.join(files)} in {where} by hand and set data.download=false"
             ) from err
+        problem = "not found" if "not found" in reason else f"unreadable ({reason})"
         raise DataError(
-            f"{name} not found or unreadable in {where} ({err}); put {', '.join(files)} there "
-            f"(data.root={root}), or set data.download=true"
+            f"{name} {problem} in {where}: put {', '.join(files)} there (uncompressed; data.root={root}), "
+            "or set data.download=true"
         ) from err
     return Source(
         train=ImageSet(_as_nchw_uint8(train.data), torch.as_tensor(train.targets, dtype=torch.int64)),

@@ -14,7 +14,7 @@ import torch.nn as nn
 
 from .batchnorm import BatchNorm
 from .registry import register_model
-from .shapes import check_input_size, flat_features, spatial_path
+from .shapes import check_input_size, flat_size, spatial_path
 
 # A normalization layer per feature count, for after convolutions (2d) and after Linear layers (1d).
 NormFactory = Callable[[int], nn.Module]
@@ -43,10 +43,11 @@ class LeNet(nn.Module):
             nn.Conv2d(6, 16, kernel_size=5), *norm_layer(0, 16), act(),
             pool(kernel_size=2, stride=2),
         )
-        check_input_size(name, input_size, spatial_path(self.features), 28, "the seed")
+        path = spatial_path(self.features)
+        check_input_size(name, input_size, path, "28 (the seeds' size)")
         self.classifier = nn.Sequential(
             nn.Flatten(),
-            nn.Linear(flat_features(self.features, in_chans, input_size), 120), *norm_layer(1, 120), act(),
+            nn.Linear(flat_size(16, input_size, path), 120), *norm_layer(1, 120), act(),
             nn.Linear(120, 84), *norm_layer(1, 84), act(),
             nn.Linear(84, num_classes),
         )

@@ -29,6 +29,7 @@ def is_model(name: str) -> bool:
 
 
 def get_model_factory(name: str) -> Callable[..., nn.Module]:
+    """The registered factory itself, e.g. to read its keyword arguments with `inspect.signature`."""
     if name not in _MODELS:
         raise KeyError(f"unknown model '{name}'; known models: {', '.join(list_models())}")
     return _MODELS[name]

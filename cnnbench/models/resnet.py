@@ -4,6 +4,13 @@
 `stem="imagenet"` is the 7x7-stride-2 conv + 3x3 max pool stem that d2l uses at 224 and 96.
 The seed hard-codes 1 input channel in the small stem and 3 in the imagenet stem; here both take
 `in_chans`. Weight init is the seed's `_init_weights` (Kaiming for convs, N(0, 0.01) for the head).
+
+Parameter counts (10 classes) of the seed's code: with its 1-channel small stem ResNet-18/34/50 have
+11,172,810 / 21,280,970 / 23,519,690 parameters. The seed prints 11,173,962 / 21,282,122 / 23,508,234:
+the first two are the counts for 3 input channels (`in_chans=3`), the third matches neither 1 nor 3
+channels (23,520,842 with 3). The code wins; see docs/models.md.
+Global average pooling makes every input size work; the small stem suits 28x28/32x32, the imagenet stem
+96x96/224x224 (d2l's ResNet-18 printout at 224: 64x56x56 after the stem, 512x7x7 after layer4).
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from ..errors import ConfigError
 from .registry import register_model
 
 # name -> (block type, blocks per stage)
@@ -88,7 +96,7 @@ def make_stem(stem: str, in_chans: int) -> nn.Sequential:
             nn.ReLU(inplace=True),
             nn.MaxPool2d(3, stride=2, padding=1),
         )
-    raise ValueError(f"model.stem must be 'small' or 'imagenet', got '{stem}'")
+    raise ConfigError(f"model.stem must be 'small' or 'imagenet', got '{stem}'")
 
 
 class ResNet(nn.Module):
@@ -103,6 +111,7 @@ class ResNet(nn.Module):
         self.layer3 = self._make_layer(block_cls, STAGE_WIDTHS[2], num_blocks[2], stride=2)
         self.layer4 = self._make_layer(block_cls, STAGE_WIDTHS[3], num_blocks[3], stride=2)
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.flatten = nn.Flatten()
         self.classifier = nn.Linear(STAGE_WIDTHS[3] * block_cls.expansion, num_classes)
         self._init_weights()
 
@@ -127,8 +136,7 @@ class ResNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.stem(x)
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-        x = torch.flatten(self.avgpool(x), 1)
-        return self.classifier(x)
+        return self.classifier(self.flatten(self.avgpool(x)))
 
 
 def _resnet(name: str, num_classes: int, in_chans: int, stem: str) -> ResNet:
@@ -139,3 +147,13 @@ def _resnet(name: str, num_classes: int, in_chans: int, stem: str) -> ResNet:
 @register_model
 def resnet18(num_classes: int = 10, in_chans: int = 1, stem: str = "small") -> ResNet:
     return _resnet("resnet18", num_classes, in_chans, stem)
+
+
+@register_model
+def resnet34(num_classes: int = 10, in_chans: int = 1, stem: str = "small") -> ResNet:
+    return _resnet("resnet34", num_classes, in_chans, stem)
+
+
+@register_model
+def resnet50(num_classes: int = 10, in_chans: int = 1, stem: str = "small") -> ResNet:
+    return _resnet("resnet50", num_classes, in_chans, stem)

@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import NamedTuple
 
-import torch
 import torch.nn as nn
 
 from ..errors import ConfigError
@@ -76,6 +75,12 @@ def sizes_along(size: int, windows: Iterable[Window]) -> list[int]:
     return sizes
 
 
+def flat_size(channels: int, input_size: int, windows: Iterable[Window]) -> int:
+    """Features after flattening `channels` maps that `windows` shrank from `input_size` (square inputs)."""
+    side = sizes_along(input_size, windows)[-1]
+    return channels * side * side
+
+
 def min_input_size(windows: Iterable[Window]) -> int:
     """Smallest input size for which every window still produces at least one output pixel."""
     windows = list(windows)
@@ -85,25 +90,15 @@ def min_input_size(windows: Iterable[Window]) -> int:
     return size
 
 
-def check_input_size(model_name: str, input_size: int, windows: Iterable[Window], suggested_resize: int,
-                     source: str) -> None:
-    """Raise a one-line ConfigError naming the `data.resize` to use if `input_size` is too small."""
+def check_input_size(model_name: str, input_size: int, windows: Iterable[Window], resize_hint: str) -> None:
+    """Raise a one-line ConfigError if `input_size` is too small for `windows`.
+
+    `resize_hint` completes "set data.resize=...", e.g. "224 (the d2l book's size)".
+    """
     needed = min_input_size(windows)
     if input_size < needed:
         raise ConfigError(
             f"model {model_name} needs inputs of at least {needed}x{needed} (got {input_size}x{input_size}): "
-            f"set data.resize={suggested_resize} ({source}'s size)"
+            f"set data.resize={resize_hint}"
         )
 
-
-def flat_features(features: nn.Module, in_chans: int, input_size: int) -> int:
-    """Number of features that `features` produces for one image, found by a dry run.
-
-    The dry run is in eval mode so that it leaves batch-norm statistics untouched.
-    """
-    was_training = features.training
-    features.eval()
-    with torch.no_grad():
-        width = features(torch.zeros(1, in_chans, input_size, input_size)).flatten(1).shape[1]
-    features.train(was_training)
-    return width

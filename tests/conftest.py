@@ -1,0 +1,110 @@
+"""Shared fixtures: configs composed through Hydra's compose API, tiny datasets in torchvision's formats."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import pickle
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig, open_dict
+
+from cnnbench import CONF_DIR
+
+REPO = Path(__file__).resolve().parent.parent
+
+# A run that takes a second or two on a CPU: LeNet-5 on a few hundred synthetic images.
+TINY_RUN = ["model=lenet5", "data=synthetic", "data.num_train=400", "data.num_test=200", "data.batch_size=64",
+            "trainer.epochs=2", "trainer.device=cpu"]
+
+
+@pytest.fixture
+def make_cfg(tmp_path):
+    """compose(overrides) -> DictConfig with output_dir inside tmp_path, as `python -m cnnbench` would build."""
+
+    def _make(overrides: list[str] = (), output_dir: Path | None = None) -> DictConfig:
+        with initialize_config_dir(CONF_DIR, version_base=None):
+            cfg = compose("config", overrides=list(overrides))
+        with open_dict(cfg):
+            cfg.output_dir = str(output_dir or tmp_path / "run")
+        return cfg
+
+    return _make
+
+
+def run_cli(*args: str, cwd: Path | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
+    """`python -m cnnbench ARGS` in a subprocess, as a user runs it."""
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    env.pop("HYDRA_FULL_ERROR", None)
+    return subprocess.run([sys.executable, "-m", "cnnbench", *args], cwd=cwd or REPO, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+# --- tiny datasets written in the real on-disk formats -------------------------------------------------
+
+def random_images(count: int, shape: tuple[int, ...], seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, (count, *shape), dtype=np.uint8), rng.integers(0, 10, count, dtype=np.uint8)
+
+
+def write_idx(path: Path, array: np.ndarray, gz: bool = False) -> None:
+    """IDX format of MNIST: magic (0, 0, type 0x08 = uint8, ndim), big-endian dims, raw bytes."""
+    header = struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    data = header + array.tobytes()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if gz:
+        with gzip.open(str(path) + ".gz", "wb") as f:
+            f.write(data)
+    else:
+        path.write_bytes(data)
+
+
+@pytest.fixture
+def mnist_root(tmp_path) -> Path:
+    """<root>/MNIST/raw and <root>/FashionMNIST/raw with 300 train / 100 test random 28x28 images."""
+    root = tmp_path / "datasets"
+    for folder in ("MNIST", "FashionMNIST"):
+        raw = root / folder / "raw"
+        for prefix, count, seed in (("train", 300, 0), ("t10k", 100, 1)):
+            images, labels = random_images(count, (28, 28), seed)
+            write_idx(raw / f"{prefix}-images-idx3-ubyte", images)
+            write_idx(raw / f"{prefix}-labels-idx1-ubyte", labels)
+    return root
+
+
+@pytest.fixture
+def cifar_root(tmp_path, monkeypatch) -> Path:
+    """<root>/cifar-10-batches-py with 5 x 40 train / 50 test random images in CIFAR's pickle format.
+
+    torchvision checks each file's MD5 against the real archive's; the fixture points those checksums
+    at the generated files, so torchvision's own integrity check and reader still run.
+    """
+    from torchvision.datasets import CIFAR10
+
+    root = tmp_path / "datasets"
+    folder = root / CIFAR10.base_folder
+    folder.mkdir(parents=True)
+    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+    for i, name in enumerate(names):
+        images, labels = random_images(50 if name == "test_batch" else 40, (3, 32, 32), seed=i)
+        batch = {"data": images.reshape(len(images), -1), "labels": labels.tolist()}
+        with open(folder / name, "wb") as f:
+            pickle.dump(batch, f)
+    classes = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+    with open(folder / "batches.meta", "wb") as f:
+        pickle.dump({"label_names": classes}, f)
+
+    def md5(name: str) -> str:
+        return hashlib.md5((folder / name).read_bytes()).hexdigest()
+
+    monkeypatch.setattr(CIFAR10, "train_list", [[n, md5(n)] for n in names[:5]])
+    monkeypatch.setattr(CIFAR10, "test_list", [["test_batch", md5("test_batch")]])
+    monkeypatch.setattr(CIFAR10, "meta", {**CIFAR10.meta, "md5": md5("batches.meta")})
+    return root

@@ -1,0 +1,159 @@
+"""End-to-end runs through run(cfg): files written, numbers consistent, early stopping, best checkpoint."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+import cnnbench.engine as engine
+from cnnbench.checkpoint import load_checkpoint
+from cnnbench.train import run
+from tests.conftest import TINY_RUN, run_cli
+
+
+def read_csv(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def scalars(run_dir):
+    events = EventAccumulator(str(run_dir / "tensorboard"))
+    events.Reload()
+    return {tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+
+
+def test_two_epoch_run_writes_every_file_with_consistent_numbers(make_cfg, tmp_path):
+    run_dir = tmp_path / "run"
+    summary = run(make_cfg(TINY_RUN, output_dir=run_dir))
+
+    for name in ("summary.json", "metrics.csv", "checkpoints/best.pt", "checkpoints/last.pt"):
+        assert (run_dir / name).is_file(), name
+    assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
+    on_disk = json.loads((run_dir / "summary.json").read_text())
+    assert on_disk == json.loads(json.dumps(summary))
+
+    required = {"model", "dataset", "params", "epochs_run", "best_epoch", "best_val_acc", "test_acc", "test_loss",
+                "stopped_early", "train_examples_per_s", "wall_s", "device", "status"}
+    assert required <= on_disk.keys()
+    assert on_disk["model"] == "lenet5" and on_disk["dataset"] == "synthetic" and on_disk["status"] == "completed"
+    assert on_disk["params"] == 61706 and on_disk["epochs_run"] == 2 and on_disk["device"] == "cpu"
+    assert not on_disk["stopped_early"] and on_disk["train_examples_per_s"] > 0
+
+    rows = read_csv(run_dir / "metrics.csv")
+    assert [int(r["epoch"]) for r in rows] == [1, 2]
+    val_accs = [float(r["val/acc"]) for r in rows]
+    assert on_disk["best_val_acc"] == pytest.approx(max(val_accs), abs=1e-5)
+    assert on_disk["best_epoch"] == 1 + val_accs.index(max(val_accs))
+    assert float(rows[-1]["val/acc_best"]) == pytest.approx(max(val_accs), abs=1e-5)
+    # throughput in the summary is the second epoch's (the first is left out)
+    assert on_disk["train_examples_per_s"] == pytest.approx(float(rows[1]["throughput/train_examples_per_s"]),
+                                                            rel=1e-3)
+
+    tb = scalars(run_dir)
+    for tag in ("train/loss", "train/acc", "val/loss", "val/acc", "lr", "throughput/train_examples_per_s"):
+        assert [step for step, _ in tb[tag]] == [1, 2], tag
+    assert [v for _, v in tb["val/acc"]] == pytest.approx(val_accs, abs=1e-5)
+    assert tb["test/acc"][0][1] == pytest.approx(on_disk["test_acc"], abs=1e-6)
+
+
+def test_early_stopping_and_best_checkpoint_follow_val_acc(make_cfg, tmp_path, monkeypatch):
+    """Validation accuracy is scripted (0.5, 0.9, 0.7, 0.6, ...): best epoch 2, patience 2 -> stop after 4."""
+    scripted = iter([0.5, 0.9, 0.7, 0.6, 0.95, 0.99])
+    tested_weights = {}
+    real_evaluate = engine.evaluate
+
+    def fake_evaluate(model, loader, loss_fn, prefix="val"):
+        metrics = real_evaluate(model, loader, loss_fn, prefix)
+        if prefix == "val":
+            metrics["val/acc"] = next(scripted)
+        else:
+            tested_weights.update({k: v.clone() for k, v in model.state_dict().items()})
+        return metrics
+
+    monkeypatch.setattr(engine, "evaluate", fake_evaluate)
+    monkeypatch.setattr("cnnbench.train.evaluate", fake_evaluate)
+    run_dir = tmp_path / "run"
+    summary = run(make_cfg([*TINY_RUN, "trainer.epochs=10", "trainer.patience=2"], output_dir=run_dir))
+
+    assert summary["epochs_run"] == 4 and summary["stopped_early"] is True
+    assert summary["best_epoch"] == 2 and summary["best_val_acc"] == 0.9
+    assert [int(r["epoch"]) for r in read_csv(run_dir / "metrics.csv")] == [1, 2, 3, 4]
+
+    best = load_checkpoint(run_dir / "checkpoints" / "best.pt")
+    last = load_checkpoint(run_dir / "checkpoints" / "last.pt")
+    assert best["epoch"] == 2 and last["epoch"] == 4
+    assert not all(torch.equal(best["model"][k], last["model"][k]) for k in best["model"])
+    # the test pass ran on exactly the best checkpoint's weights
+    assert all(torch.equal(tested_weights[k], best["model"][k]) for k in best["model"])
+
+
+def test_patience_zero_disables_early_stopping(make_cfg, monkeypatch):
+    scripted = iter([0.9, 0.1, 0.1, 0.1])
+    real_evaluate = engine.evaluate
+
+    def fake_evaluate(model, loader, loss_fn, prefix="val"):
+        metrics = real_evaluate(model, loader, loss_fn, prefix)
+        if prefix == "val":
+            metrics["val/acc"] = next(scripted)
+        return metrics
+
+    monkeypatch.setattr(engine, "evaluate", fake_evaluate)
+    summary = run(make_cfg([*TINY_RUN, "trainer.epochs=4", "trainer.patience=0"]))
+    assert summary["epochs_run"] == 4 and not summary["stopped_early"] and summary["best_epoch"] == 1
+
+
+def test_training_learns_the_builtin_digits(make_cfg):
+    summary = run(make_cfg(["data=digits", "trainer.epochs=8", "trainer.device=cpu"]))
+    assert summary["test_acc"] > 0.85
+    assert summary["num_train"] + summary["num_val"] == 1437 and summary["num_test"] == 360
+
+
+def test_max_steps_per_epoch_limits_the_epoch(make_cfg, monkeypatch):
+    seen = []
+    real_train = engine.train_one_epoch
+
+    def counting_train(*args, **kwargs):
+        metrics = real_train(*args, **kwargs)
+        seen.append(metrics["train/examples"])
+        return metrics
+
+    monkeypatch.setattr(engine, "train_one_epoch", counting_train)
+    summary = run(make_cfg([*TINY_RUN, "trainer.max_steps_per_epoch=2", "data.batch_size=16"]))
+    assert seen == [32, 32] and summary["epochs_run"] == 2
+
+
+@pytest.mark.parametrize("scheduler", ["none", "cosine", "step", "onecycle"])
+@pytest.mark.parametrize("optimizer", ["sgd", "adam", "adamw"])
+def test_every_optimizer_and_scheduler_trains(make_cfg, optimizer, scheduler):
+    overrides = [*TINY_RUN, f"optimizer={optimizer}", f"scheduler={scheduler}", "scheduler.warmup_epochs=1",
+                 "trainer.grad_clip=1.0", "trainer.label_smoothing=0.1", "model.init=kaiming"]
+    summary = run(make_cfg(overrides))
+    assert summary["status"] == "completed" and summary["test_loss"] == summary["test_loss"]  # not NaN
+
+
+def test_a_finished_run_directory_is_never_reused(make_cfg, tmp_path):
+    run_dir = tmp_path / "run"
+    run(make_cfg(TINY_RUN, output_dir=run_dir))
+    before = (run_dir / "summary.json").read_bytes()
+    from cnnbench.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="already holds a run"):
+        run(make_cfg(TINY_RUN, output_dir=run_dir))
+    assert (run_dir / "summary.json").read_bytes() == before
+
+
+def test_cli_default_layout_and_two_job_multirun(tmp_path):
+    sweep = tmp_path / "sweep"
+    result = run_cli("-m", *TINY_RUN, "seed=0,1", f"hydra.sweep.dir={sweep}")
+    assert result.returncode == 0, result.stderr
+    summaries = sorted(sweep.glob("*/summary.json"))
+    assert [p.parent.name for p in summaries] == ["0", "1"]
+    overrides = [json.loads(p.read_text())["overrides"] for p in summaries]
+    assert "seed=0" in overrides[0] and "seed=1" in overrides[1]
+    for job in ("0", "1"):
+        assert (sweep / job / "run.log").is_file() and (sweep / job / ".hydra" / "config.yaml").is_file()
+    assert "Launching 2 jobs" in result.stdout + result.stderr
