@@ -189,26 +189,28 @@ def render_table(report: dict) -> Group:
     return Group(table, totals)
 
 
-def inspect_from_config(cfg: DictConfig) -> dict:
+def run(cfg: DictConfig) -> dict:
+    """Build `cfg.model` for `cfg.data`'s input, print its report in `cfg.inspect.format`, return the report."""
+    if cfg.inspect.format not in FORMATS:
+        raise ConfigError(f"inspect.format={cfg.inspect.format} is not allowed: expected one of {', '.join(FORMATS)}")
     size = model_input_size(cfg.data)
     model = build_model(cfg.model, cfg.data)
-    return inspect_model(model, (1, cfg.data.in_chans, size, size), name=cfg.model.name)
+    report = inspect_model(model, (1, cfg.data.in_chans, size, size), name=cfg.model.name)
+    if cfg.inspect.format == "json":
+        print(json.dumps(report))
+    else:
+        Console().print(render_table(report))
+    return report
 
 
 @hydra.main(config_path=CONF_DIR, config_name="inspect", version_base=None)
 def main(cfg: DictConfig) -> None:
     try:
-        if cfg.inspect.format not in FORMATS:
-            raise ConfigError(f"inspect.format={cfg.inspect.format} is not allowed: expected one of {', '.join(FORMATS)}")
-        report = inspect_from_config(cfg)
+        run(cfg)
     except CnnbenchError as err:
         log.debug("inspect stopped by %s", type(err).__name__, exc_info=True)
         print(f"error: {err}", file=sys.stderr)
         sys.exit(err.exit_code)
-    if cfg.inspect.format == "json":
-        print(json.dumps(report))
-    else:
-        Console().print(render_table(report))
 
 
 if __name__ == "__main__":
