@@ -58,17 +58,35 @@ def train_one_epoch(model: nn.Module, loader, optimizer: torch.optim.Optimizer, 
 @torch.inference_mode()
 def evaluate(model: nn.Module, loader, loss_fn: nn.Module, prefix: str = "val") -> dict[str, float]:
     """Mean loss and accuracy of `model` on every batch of `loader`, under `prefix/`."""
+    loss, acc, _ = _evaluate(model, loader, loss_fn, num_classes=None)
+    return {f"{prefix}/loss": loss, f"{prefix}/acc": acc}
+
+
+@torch.inference_mode()
+def evaluate_with_confusion(model: nn.Module, loader, loss_fn: nn.Module, num_classes: int,
+                            prefix: str = "test") -> tuple[dict[str, float], torch.Tensor]:
+    """`evaluate` plus the confusion matrix (rows: true class, columns: predicted), on the CPU."""
+    loss, acc, confusion = _evaluate(model, loader, loss_fn, num_classes)
+    return {f"{prefix}/loss": loss, f"{prefix}/acc": acc}, confusion.cpu()
+
+
+def _evaluate(model: nn.Module, loader, loss_fn: nn.Module, num_classes: int | None):
     model.eval()
     device = loader.device
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.int64)
+    confusion = torch.zeros(num_classes or 1, num_classes or 1, device=device, dtype=torch.int64)
     seen = 0
     for images, labels in loader:
         logits = model(images)
+        predicted = logits.argmax(1)
         loss_sum += loss_fn(logits, labels) * len(labels)
-        correct += (logits.argmax(1) == labels).sum()
+        correct += (predicted == labels).sum()
+        if num_classes:
+            confusion += torch.bincount(labels * num_classes + predicted,
+                                        minlength=num_classes * num_classes).view(num_classes, num_classes)
         seen += len(labels)
-    return {f"{prefix}/loss": loss_sum.item() / seen, f"{prefix}/acc": correct.item() / seen}
+    return loss_sum.item() / seen, correct.item() / seen, confusion
 
 
 class EarlyStopping:

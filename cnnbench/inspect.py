@@ -108,8 +108,9 @@ def trace_layers(model: nn.Module, x: torch.Tensor) -> list[dict]:
     names = {module: name for name, module in model.named_modules()}
     tracker, layers, seen = FieldTracker(), [], set()
 
-    def record(module: nn.Module, inputs: tuple, out: torch.Tensor) -> None:
+    def record(module: nn.Module, inputs: tuple, output) -> None:
         inp = inputs[0] if inputs else None
+        out = tensors_in(output)[0]  # the first tensor, should a module return several
         field = tracker.get(inp) if isinstance(inp, torch.Tensor) else None
         if field is not None and (window_of(module) or isinstance(module, ADAPTIVE_POOLS)):
             tracker.set(out, _window_field(module, field, inp, out))

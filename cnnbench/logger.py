@@ -68,6 +68,15 @@ class RunLogger:
             self.writer.add_scalar(key, value, step)
         self.writer.flush()
 
+    def log_figure(self, tag: str, figure, step: int) -> None:
+        self.writer.add_figure(tag, figure, step)
+        self.writer.flush()
+
+    def log_hparams(self, hparams: dict, metrics: dict[str, float]) -> None:
+        """HParams-tab entry in this run's own event folder (run_name="." keeps it beside the curves)."""
+        self.writer.add_hparams(hparams, metrics, run_name=".")
+        self.writer.flush()
+
     def close(self) -> None:
         self.writer.close()
 

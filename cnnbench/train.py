@@ -19,8 +19,9 @@ from . import CONF_DIR
 from .checkpoint import load_checkpoint, save_json
 from .config import resolve_device, validate_config
 from .data import build_data
-from .engine import evaluate, fit
+from .engine import evaluate_with_confusion, fit
 from .errors import CnnbenchError, ConfigError
+from .evaluate import confusion_figure, per_class_accuracy, print_per_class
 from .logger import RunLogger
 from .models import build_model
 
@@ -59,10 +60,14 @@ def run(cfg: DictConfig) -> dict:
         result = fit(model, data, optimizer, scheduler, loss_fn, cfg, logger)
         best = load_checkpoint(run_dir / "checkpoints" / "best.pt", map_location=device)
         model.load_state_dict(best["model"])
-        test = evaluate(model, data.test, loss_fn, prefix="test")
+        test, confusion = evaluate_with_confusion(model, data.test, loss_fn, len(data.classes), prefix="test")
+        per_class = per_class_accuracy(confusion, data.classes)
         logger.log_test(test, step=result["epochs_run"])
+        logger.log_figure("test/confusion_matrix", confusion_figure(confusion, data.classes), result["epochs_run"])
+        logger.log_hparams(hparams(cfg), {"best_val_acc": result["best_val_acc"], "test_acc": test["test/acc"]})
     finally:
         logger.close()
+    print_per_class(console, per_class, confusion, title="per-class test accuracy (best checkpoint)")
 
     summary = {
         "model": cfg.model.name,
@@ -85,6 +90,7 @@ def run(cfg: DictConfig) -> dict:
         "num_test": data.test.num_examples,
         "val_is_test": data.val_is_test,
         "overrides": _overrides(),
+        "per_class_acc": per_class,
     }
     save_json(run_dir / SUMMARY_FILE, summary)
     console.print(f"test/acc {summary['test_acc']:.4f} (best epoch {summary['best_epoch']}, "
@@ -111,6 +117,21 @@ def _print_config(console: Console, cfg: DictConfig) -> None:
 
 def _overrides() -> list[str]:
     return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+
+
+def hparams(cfg: DictConfig) -> dict[str, float | int | str | bool]:
+    """The run's settings for TensorBoard's HParams tab: the main knobs plus every command-line override."""
+    values = {
+        "model": cfg.model.name, "data": cfg.data.name, "optimizer": cfg.optimizer._target_.rsplit(".", 1)[-1],
+        "optimizer.lr": cfg.optimizer.lr, "data.batch_size": cfg.data.batch_size, "trainer.epochs": cfg.trainer.epochs,
+        "seed": cfg.seed,
+    }
+    for override in _overrides():
+        key, _, _ = override.lstrip("+~").partition("=")
+        value = OmegaConf.select(cfg, key, default=None)
+        if key and not key.startswith("hydra") and not isinstance(value, DictConfig):
+            values[key] = value if isinstance(value, int | float | str | bool) else str(value)
+    return values
 
 
 @hydra.main(config_path=CONF_DIR, config_name="config", version_base=None)

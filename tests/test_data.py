@@ -135,3 +135,17 @@ def test_resize_happens_per_batch_on_the_device(make_cfg):
     assert data.train.images.shape[-1] == 28  # stored at native size
     images, _ = next(iter(data.train))
     assert images.shape[-2:] == (56, 56) and data.input_shape == (1, 56, 56)
+
+
+def test_permute_pixels_applies_one_fixed_permutation_to_train_and_test(make_cfg):
+    from cnnbench.data import pixel_permutation
+
+    plain = build_data(make_cfg(["data=synthetic", "data.val_split=0"]).data, CPU, seed=0)
+    shuffled = build_data(make_cfg(["data=synthetic", "data.val_split=0", "data.permute_pixels=true"]).data,
+                          CPU, seed=0)
+    permutation = pixel_permutation(28, 28, seed=42)
+    assert sorted(permutation.tolist()) == list(range(784)) and not torch.equal(permutation, torch.arange(784))
+    for before, after in ((plain.train.images, shuffled.train.images), (plain.test.images, shuffled.test.images)):
+        assert torch.equal(after.flatten(2), before.flatten(2)[:, :, permutation])
+    again = build_data(make_cfg(["data=synthetic", "data.permute_pixels=true"]).data, CPU, seed=5)
+    assert torch.equal(again.test.images, shuffled.test.images)  # the same permutation whatever the run seed

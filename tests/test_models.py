@@ -3,6 +3,7 @@ builds them, the seeds' shape printouts, receptive fields, too-small inputs, and
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
 import re
 
@@ -16,6 +17,7 @@ from cnnbench.inspect import inspect_model
 from cnnbench.models import build_model, conv_output_size, create_model, get_model_factory, list_models
 from cnnbench.models.batchnorm import BatchNorm
 from cnnbench.models.shapes import min_input_size, spatial_path
+from tests.conftest import REPO
 from tests.seed_reference import SEED_NETWORKS
 
 # (in_chans, size): MNIST-like, CIFAR-10, and the d2l book's two resizes of Fashion-MNIST.
@@ -349,3 +351,25 @@ def test_build_model_config_errors(model_cfg, fragments):
     assert "\n" not in str(err.value)
     for fragment in fragments:
         assert fragment in str(err.value)
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_every_model_has_a_config(name):
+    model_cfg = OmegaConf.load(REPO / "conf" / "model" / f"{name}.yaml")
+    assert model_cfg.name == name
+    with torch.device("meta"):
+        model = build_model(model_cfg, {**DATA, "resize": 224})
+    assert sum(p.numel() for p in model.parameters()) > 0
+
+
+# --- the generated model table in README.md and docs/models.md -------------------------------------------
+
+def test_model_table_covers_every_model_and_is_up_to_date():
+    spec = importlib.util.spec_from_file_location("model_table", REPO / "scripts" / "model_table.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    assert {name for name, *_ in script.ZOO} == set(list_models())
+    block = script.generated_block()
+    for path in script.TARGETS:
+        if path.exists() and script.START in path.read_text():
+            assert block in path.read_text(), f"{path.name} is stale: run python scripts/model_table.py"

@@ -11,6 +11,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 import cnnbench.engine as engine
 from cnnbench.checkpoint import load_checkpoint
+from cnnbench.data.sources import load_source
 from cnnbench.train import run
 from tests.conftest import TINY_RUN, run_cli
 
@@ -60,22 +61,45 @@ def test_two_epoch_run_writes_every_file_with_consistent_numbers(make_cfg, tmp_p
     assert tb["test/acc"][0][1] == pytest.approx(on_disk["test_acc"], abs=1e-6)
 
 
+def test_per_class_accuracy_confusion_image_and_hparams(make_cfg, tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    cfg = make_cfg(TINY_RUN, output_dir=run_dir)
+    summary = run(cfg)
+    per_class = summary["per_class_acc"]
+    assert list(per_class) == [f"class_{i}" for i in range(10)]
+    # the per-class accuracies, weighted by class size, give back the overall test accuracy
+    class_sizes = torch.bincount(load_source(cfg.data).test.labels, minlength=10).tolist()
+    weighted = sum(acc * n for acc, n in zip(per_class.values(), class_sizes, strict=True)) / sum(class_sizes)
+    assert weighted == pytest.approx(summary["test_acc"], abs=1e-9)
+    events = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"images": 0})
+    events.Reload()
+    assert "test/confusion_matrix" in events.Tags()["images"]
+    out = capsys.readouterr().out
+    assert "per-class test accuracy" in out and "class_9" in out
+    hparam_files = [p for p in (run_dir / "tensorboard").rglob("events.out.tfevents.*")]
+    blobs = b"".join(p.read_bytes() for p in hparam_files)
+    assert b"_hparams_/session_start_info" in blobs and b"test_acc" in blobs and b"best_val_acc" in blobs
+
+
 def test_early_stopping_and_best_checkpoint_follow_val_acc(make_cfg, tmp_path, monkeypatch):
     """Validation accuracy is scripted (0.5, 0.9, 0.7, 0.6, ...): best epoch 2, patience 2 -> stop after 4."""
     scripted = iter([0.5, 0.9, 0.7, 0.6, 0.95, 0.99])
     tested_weights = {}
     real_evaluate = engine.evaluate
 
+    real_test = engine.evaluate_with_confusion
+
     def fake_evaluate(model, loader, loss_fn, prefix="val"):
         metrics = real_evaluate(model, loader, loss_fn, prefix)
-        if prefix == "val":
-            metrics["val/acc"] = next(scripted)
-        else:
-            tested_weights.update({k: v.clone() for k, v in model.state_dict().items()})
+        metrics["val/acc"] = next(scripted)
         return metrics
 
+    def spying_test(model, *args, **kwargs):
+        tested_weights.update({k: v.clone() for k, v in model.state_dict().items()})
+        return real_test(model, *args, **kwargs)
+
     monkeypatch.setattr(engine, "evaluate", fake_evaluate)
-    monkeypatch.setattr("cnnbench.train.evaluate", fake_evaluate)
+    monkeypatch.setattr("cnnbench.train.evaluate_with_confusion", spying_test)
     run_dir = tmp_path / "run"
     summary = run(make_cfg([*TINY_RUN, "trainer.epochs=10", "trainer.patience=2"], output_dir=run_dir))
 

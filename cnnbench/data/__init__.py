@@ -48,8 +48,23 @@ def split_train_val(train: ImageSet, val_split, split_seed: int) -> tuple[ImageS
     return train.subset(order[: len(train) - count]), train.subset(order[len(train) - count:])
 
 
+def permute_pixels(images: torch.Tensor, permutation: torch.Tensor) -> torch.Tensor:
+    """Reorder the H*W pixel positions of every image (all channels alike) by one permutation."""
+    n, c, h, w = images.shape
+    return images.reshape(n, c, h * w)[:, :, permutation].reshape(n, c, h, w)
+
+
+def pixel_permutation(height: int, width: int, seed: int) -> torch.Tensor:
+    return torch.randperm(height * width, generator=torch.Generator().manual_seed(int(seed)))
+
+
 def build_data(data_cfg, device: torch.device, seed: int) -> DataBundle:
     source: Source = load_source(data_cfg)
+    if data_cfg.get("permute_pixels", False):
+        # seed 002, experiment 5: the same shuffle of pixel positions for train and test images
+        permutation = pixel_permutation(*source.train.images.shape[-2:], data_cfg.split_seed)
+        source.train.images = permute_pixels(source.train.images, permutation)
+        source.test.images = permute_pixels(source.test.images, permutation)
     train_set, val_set = split_train_val(source.train, data_cfg.val_split, data_cfg.split_seed)
     size = input_size(data_cfg)
     common = dict(mean=data_cfg.mean, std=data_cfg.std, size=size, normalize=bool(data_cfg.normalize))
