@@ -16,6 +16,7 @@ import os
 import re
 import statistics
 import sys
+import textwrap
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -50,6 +51,7 @@ class Run:
     status: str  # summary.json's status; "incomplete" when a run has no summary.json
     overrides: dict[str, str]  # its command line, key -> value
     settings: dict[str, str]  # every resolved config value and group choice, overrides included
+    has_config: bool  # False when .hydra/config.yaml is missing: then only the overrides are known
     summary: dict = field(default_factory=dict)
 
     def metric(self, key: str) -> float | None:
@@ -125,12 +127,14 @@ def load_run(path: Path, name: str | None = None) -> Run:
     hydra_dir = path / ".hydra"
     command_line = summary.get("overrides") or _read(hydra_dir / "overrides.yaml", yaml.safe_load, None) or []
     overrides = parse_overrides(command_line)
-    config = _read(hydra_dir / "config.yaml", yaml.safe_load, None) or {}
+    config = _read(hydra_dir / "config.yaml", yaml.safe_load, None)
+    config = config if isinstance(config, dict) else {}
     hydra = _read(hydra_dir / "hydra.yaml", yaml.safe_load, None) or {}
     choices = (hydra.get("hydra", {}).get("runtime", {}).get("choices") or {}) if isinstance(hydra, dict) else {}
     group_choices = {group: _text(choice) for group, choice in choices.items() if not group.startswith("hydra/")}
-    settings = {**_flatten(config if isinstance(config, dict) else {}), **group_choices, **overrides}
-    return Run(path, name or path.name, str(summary.get("status", "incomplete")), overrides, settings, summary)
+    settings = {**_flatten(config), **group_choices, **overrides}
+    status = str(summary.get("status", "incomplete"))
+    return Run(path, name or path.name, status, overrides, settings, bool(config), summary)
 
 
 def _natural_key(path: Path) -> list:
@@ -142,7 +146,7 @@ def find_runs(dirs: list[Path]) -> list[Run]:
     found: dict[Path, Run] = {}
     for folder in dirs:
         if not folder.is_dir():
-            raise ReportError(f"{folder} is not a directory")
+            raise ReportError(f"{folder} {'is not a directory' if folder.exists() else 'does not exist'}")
         paths = {p.parent for p in folder.rglob("summary.json")} | {
             p.parent.parent for p in folder.rglob(".hydra/overrides.yaml")}
         if not paths:
@@ -156,7 +160,8 @@ def find_runs(dirs: list[Path]) -> list[Run]:
 def swept_keys(runs: list[Run], exclude: tuple[str, ...] = ()) -> list[str]:
     """The override keys whose values differ between the runs, in command-line order."""
     keys = dict.fromkeys(key for run in runs for key in run.overrides if key not in exclude)
-    return [key for key in keys if len({run.settings.get(key) for run in runs}) > 1]
+    known = {key: {run.settings.get(key) for run in runs if run.has_config or key in run.overrides} for key in keys}
+    return [key for key in keys if len(known[key]) > 1]
 
 
 def _run_row(run: Run, keys: list[str]) -> dict:
@@ -221,9 +226,9 @@ def display(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
     return headers, cells
 
 
-def render(rows: list[dict]) -> Table:
+def render(rows: list[dict], sort: str) -> Table:
     headers, cells = display(rows)
-    table = Table(title=f"leaderboard: {len(rows)} rows")
+    table = Table(title=f"{len(rows)} {'groups of seeds' if 'n' in rows[0] else 'runs'}, best {sort} first")
     for header in headers:
         table.add_column(header, justify="right" if header in FORMATS else "left")
     for row, line in zip(rows, cells, strict=True):
@@ -276,7 +281,11 @@ def read_curve(path: Path) -> tuple[list[int], list[float]]:
 
 
 def _label(settings: dict, keys: list[str], fallback: str) -> str:
-    return " ".join(f"{key}={settings.get(key)}" for key in keys) or fallback
+    """`lr=0.1 batch_size=64`: the keys' last parts, when those tell them apart."""
+    short = [key.rsplit(".", 1)[-1] for key in keys]
+    names = short if len(set(short)) == len(short) else keys
+    label = " ".join(f"{name}={settings.get(key)}" for name, key in zip(names, keys, strict=True))
+    return textwrap.fill(label, 32) or fallback
 
 
 def _as_float(value) -> float | None:
@@ -293,8 +302,9 @@ def plot_curves(ax, runs: list[Run]) -> None:
         if epochs:
             ax.plot(epochs, accs, marker=".", label=_label(run.settings, keys, run.name))
     ax.set(title="validation accuracy", xlabel="epoch", ylabel="val/acc")
+    ax.xaxis.get_major_locator().set_params(integer=True)
     if ax.lines:
-        ax.legend(fontsize="x-small")
+        ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.02, 1))  # beside the curves, not on them
 
 
 def plot_results(ax, rows: list[dict]) -> None:
@@ -334,13 +344,30 @@ def plot(runs: list[Run], rows: list[dict], path: Path) -> None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(12, 4.5), layout="constrained")
+    fig = Figure(figsize=(13, max(4.5, 1.5 + 0.4 * len(runs))), layout="constrained")
     FigureCanvasAgg(fig)  # render with Agg whatever backend matplotlib is configured for
     left, right = fig.subplots(1, 2)
     plot_curves(left, runs)
     plot_results(right, rows)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=120)
+
+
+def write_report(runs: list[Run], rows: list[dict], out: Path) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    csv_path, md_path, png_path = paths = [out / name for name in OUTPUTS]
+    write_csv(rows, csv_path)
+    write_markdown(rows, md_path)
+    plot(runs, rows, png_path)
+    return paths
+
+
+def print_report(rows: list[dict], sort: str, paths: list[Path]) -> None:
+    console = Console()
+    if not console.is_terminal:  # a pipe or a file has no width to fit: keep every cell whole
+        console = Console(width=1000)
+    console.print(render(rows, sort))
+    console.print("\n".join(f"wrote {path}" for path in paths), highlight=False, soft_wrap=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -352,20 +379,17 @@ def main(argv: list[str] | None = None) -> int:
         dirs, options = parse_args(argv)
         runs = find_runs(dirs)
         rows = leaderboard(runs, options.group_seeds, options.sort)
-        Console().print(render(rows))
-        out = Path(options.out) if options.out is not None else dirs[0]
-        out.mkdir(parents=True, exist_ok=True)
-        csv_path, md_path, png_path = (out / name for name in OUTPUTS)
-        write_csv(rows, csv_path)
-        write_markdown(rows, md_path)
-        plot(runs, rows, png_path)
+        paths = write_report(runs, rows, Path(options.out) if options.out is not None else dirs[0])
+        print_report(rows, options.sort, paths)
     except CnnbenchError as err:
         print(f"error: {err}", file=sys.stderr)
         return err.exit_code
-    except OSError as err:  # an unwritable report.out, a disk that is full
-        print(f"error: {err}", file=sys.stderr)
+    except BrokenPipeError:  # `... | head` stopped reading: end quietly, as command-line tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
-    print("\n".join(f"wrote {path}" for path in (csv_path, md_path, png_path)))
+    except OSError as err:  # an unwritable report.out, a full disk
+        print(f"error: cannot write the report: {err}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -1,5 +1,6 @@
-"""The model zoo against the seeds: forward/backward on every input size, parameters as the seeds' code
-builds them, the seeds' shape printouts, receptive fields, too-small inputs, and `build_model`."""
+"""The model zoo against the seeds: a forward pass on every input size, a gradient on every parameter,
+parameters as the seeds' code builds them, the seeds' shape printouts, receptive fields, too-small
+inputs, seed 003's from-scratch batch norm, `build_model`, the model configs and the generated table."""
 
 from __future__ import annotations
 

@@ -1,0 +1,189 @@
+"""`python -m cnnbench.report`: the leaderboard of a real 2×2 sweep (optimizer.lr × seed), seeds grouped as
+mean ± std, runs that failed or never finished, the plot's choice of panel, and one-line errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from matplotlib.figure import Figure
+
+from cnnbench.report import main, parse_overrides, plot_results, read_curve
+from tests.conftest import REPO, run_cli
+
+SWEEP = ["-m", "model=lenet5", "data=synthetic", "data.num_train=300", "data.num_test=100", "data.batch_size=64",
+         "trainer.epochs=2", "trainer.device=cpu", "optimizer.lr=0.01,0.1", "seed=0,1"]
+OPTIONS = "allowed: report.out, report.group_seeds, report.sort"
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory) -> Path:
+    """Four finished runs in <sweep>/0 ... <sweep>/3, shared by every test here (only read, never changed)."""
+    sweep_dir = tmp_path_factory.mktemp("sweep")
+    result = run_cli(*SWEEP, f"hydra.sweep.dir={sweep_dir}")
+    assert result.returncode == 0, result.stderr
+    return sweep_dir
+
+
+@pytest.fixture
+def damaged_sweep(sweep, tmp_path) -> Path:
+    """A copy of the sweep in which job 1 crashed mid-epoch and job 2 was interrupted, plus a run that never began."""
+    copy = tmp_path / "sweep"
+    shutil.copytree(sweep, copy, ignore=shutil.ignore_patterns("checkpoints", "tensorboard", "leaderboard.*"))
+    (copy / "1" / "summary.json").unlink()
+    with (copy / "1" / "metrics.csv").open("a") as metrics:
+        metrics.write("3,0.005,2.29")  # a row cut short by the crash
+    summary = json.loads((copy / "2" / "summary.json").read_text())
+    (copy / "2" / "summary.json").write_text(json.dumps({**summary, "status": "interrupted"}))
+    (copy / "never_started" / ".hydra").mkdir(parents=True)
+    (copy / "never_started" / ".hydra" / "overrides.yaml").write_text("- optimizer.lr=0.5\n- seed=7\n")
+    return copy
+
+
+def summaries(sweep: Path) -> dict[str, dict]:
+    """Job name -> summary.json."""
+    return {path.parent.name: json.loads(path.read_text()) for path in sweep.glob("*/summary.json")}
+
+
+def read_csv(path: Path) -> list[dict]:
+    with path.open(newline="") as file:
+        return list(csv.DictReader(file))
+
+
+def run_report(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    return subprocess.run([sys.executable, "-m", "cnnbench.report", *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_a_row_per_run_best_test_acc_first_and_three_files_in_the_first_dir(sweep, capsys):
+    assert main([str(sweep)]) == 0
+    rows = read_csv(sweep / "leaderboard.csv")
+    assert len(rows) == 4
+    assert list(rows[0])[:4] == ["run", "optimizer.lr", "seed", "status"]  # only the swept keys, not data=...
+    for row in rows:
+        summary = summaries(sweep)[row["run"]]
+        overrides = parse_overrides(summary["overrides"])
+        assert (row["optimizer.lr"], row["seed"]) == (overrides["optimizer.lr"], overrides["seed"])
+        assert float(row["test_acc"]) == summary["test_acc"]
+        assert float(row["best_val_acc"]) == summary["best_val_acc"]
+        assert int(row["params"]) == summary["params"] and row["status"] == "completed"
+    test_accs = [float(row["test_acc"]) for row in rows]
+    assert test_accs == sorted(test_accs, reverse=True)
+
+    markdown = (sweep / "leaderboard.md").read_text().splitlines()
+    assert len(markdown) == 2 + 4
+    assert markdown[0].startswith("| run | optimizer.lr | seed | status | best_val_acc | test_acc |")
+    assert (sweep / "leaderboard.png").read_bytes().startswith(b"\x89PNG")
+    printed = capsys.readouterr().out
+    for name in ("leaderboard.csv", "leaderboard.md", "leaderboard.png"):
+        assert f"wrote {sweep / name}" in printed
+    assert "4 runs, best test_acc first" in printed and "optimizer.lr" in printed
+
+
+def test_command_line_prints_the_table_and_writes_to_report_out(sweep, tmp_path):
+    out = tmp_path / "report"
+    result = run_report(str(sweep), f"report.out={out}")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    table_rows = [line for line in result.stdout.splitlines() if "completed" in line]
+    assert len(table_rows) == 4
+    assert all(len(line.split("│")) == len(table_rows[0].split("│")) for line in table_rows)  # no wrapped cells
+    assert sorted((path.name for path in out.iterdir())) == ["leaderboard.csv", "leaderboard.md", "leaderboard.png"]
+
+
+def test_seeds_are_grouped_as_mean_and_std(sweep, tmp_path):
+    assert main([str(sweep), "report.group_seeds=true", f"report.out={tmp_path}"]) == 0
+    rows = read_csv(tmp_path / "leaderboard.csv")
+    assert len(rows) == 2
+    assert "seed" not in rows[0]
+    by_lr: dict[str, list[dict]] = {}
+    for summary in summaries(sweep).values():
+        by_lr.setdefault(parse_overrides(summary["overrides"])["optimizer.lr"], []).append(summary)
+    for row in rows:
+        group = by_lr[row["optimizer.lr"]]
+        assert int(row["n"]) == len(group) == 2
+        for metric in ("test_acc", "best_val_acc"):
+            values = [summary[metric] for summary in group]
+            assert float(row[f"{metric}_mean"]) == pytest.approx(statistics.mean(values))
+            assert float(row[f"{metric}_std"]) == pytest.approx(statistics.stdev(values))
+        assert float(row["wall_s"]) == pytest.approx(statistics.mean(summary["wall_s"] for summary in group))
+    assert [float(row["test_acc_mean"]) for row in rows] == sorted((float(r["test_acc_mean"]) for r in rows),
+                                                                   reverse=True)
+    assert " ± " in (tmp_path / "leaderboard.md").read_text()
+
+
+def test_unfinished_and_interrupted_runs_are_listed_with_their_status(damaged_sweep, tmp_path, capsys):
+    assert main([str(damaged_sweep), f"report.out={tmp_path / 'runs'}"]) == 0
+    rows = {row["run"]: row for row in read_csv(tmp_path / "runs" / "leaderboard.csv")}
+    assert list(rows["0"])[:4] == ["run", "optimizer.lr", "seed", "status"]  # unknown settings are no difference
+    assert set(rows) == {"0", "1", "2", "3", "never_started"}
+    assert rows["2"]["status"] == "interrupted" and rows["2"]["test_acc"] != ""
+    for name in ("1", "never_started"):
+        assert rows[name]["status"] == "incomplete"
+        assert rows[name]["test_acc"] == rows[name]["best_val_acc"] == ""
+    assert list(rows)[-2:] == ["1", "never_started"]  # no test_acc: listed last
+    assert rows["never_started"]["optimizer.lr"] == "0.5"
+    printed = capsys.readouterr().out
+    assert "interrupted" in printed and "incomplete" in printed
+
+    # grouped, only completed runs are averaged; the rest keep rows of their own
+    assert main([str(damaged_sweep), "report.group_seeds=true", f"report.out={tmp_path / 'groups'}"]) == 0
+    groups = read_csv(tmp_path / "groups" / "leaderboard.csv")
+    assert sorted(row["status"] for row in groups) == ["completed", "completed", "incomplete", "incomplete",
+                                                       "interrupted"]
+    assert {row["n"] for row in groups} == {"1"}
+    assert all(row["test_acc_std"] == "" for row in groups)
+
+
+def test_a_row_cut_short_in_metrics_csv_is_skipped(damaged_sweep):
+    epochs, accs = read_curve(damaged_sweep / "1" / "metrics.csv")
+    assert epochs == [1, 2] and len(accs) == 2
+
+
+def test_one_numeric_swept_key_is_plotted_against_test_acc_on_a_log_scale_if_it_spans_10x():
+    rows = [{"run": str(i), "optimizer.lr": lr, "model": model, "status": "completed", "test_acc": 0.5 + i / 10}
+            for i, (lr, model) in enumerate([("0.001", "lenet"), ("0.1", "lenet"), ("0.001", "resnet18")])]
+    line_axes = Figure().subplots()
+    plot_results(line_axes, rows)
+    assert line_axes.get_xscale() == "log" and line_axes.get_xlabel() == "optimizer.lr"
+    assert len(line_axes.lines) == 2  # one line per model
+
+    rows = [{**row, "optimizer.lr": lr} for row, lr in zip(rows, ["0.01", "0.02", "0.03"], strict=True)]
+    linear_axes = Figure().subplots()
+    plot_results(linear_axes, rows)
+    assert linear_axes.get_xscale() == "linear"
+
+    rows = [{**row, "seed": str(i)} for i, row in enumerate(rows)]  # two numeric keys: a bar per run
+    bar_axes = Figure().subplots()
+    plot_results(bar_axes, rows)
+    assert len(bar_axes.patches) == 3
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["{tmp}", "report.foo=1"], f"error: report.foo is not a report option; {OPTIONS}"),
+    (["{tmp}", "group_seeds=true"], f"error: group_seeds is not a report option; {OPTIONS}"),
+    (["{tmp}/missing"], "error: {tmp}/missing does not exist"),
+    (["{tmp}"], "error: {tmp} contains no run (no summary.json or .hydra/overrides.yaml under it)"),
+    (["{tmp}", "report.group_seeds=maybe"], "error: report.group_seeds=maybe is not allowed: expected true or false"),
+    (["{tmp}", "report.sort=acc"], "error: report.sort=acc is not allowed: choose one of best_val_acc, test_acc,"),
+])
+def test_bad_arguments_exit_2_with_one_line(tmp_path, capsys, args, message):
+    assert main([arg.format(tmp=tmp_path) for arg in args]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith(message.format(tmp=tmp_path)) and captured.err.count("\n") == 1
+
+
+@pytest.mark.parametrize("args", [["report.foo=1"], ["does/not/exist"]])
+def test_bad_arguments_on_the_command_line_print_no_traceback(sweep, args):
+    result = run_report(str(sweep), *args)
+    assert result.returncode == 2
+    assert result.stdout == "" and result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
