@@ -96,7 +96,7 @@ def _read(path: Path, parse, default):
 
 def _text(value) -> str:
     """A config value as it is written in an override: null, true, 0.1."""
-    return yaml.safe_dump(value, default_flow_style=True).removesuffix("\n...\n").strip()
+    return json.dumps(value) if value is None or isinstance(value, bool) else str(value)
 
 
 def _flatten(tree: dict, prefix: str = "") -> dict[str, str]:
@@ -228,7 +228,9 @@ def display(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
 
 def render(rows: list[dict], sort: str) -> Table:
     headers, cells = display(rows)
-    table = Table(title=f"{len(rows)} {'groups of seeds' if 'n' in rows[0] else 'runs'}, best {sort} first")
+    noun = "group of seeds" if "n" in rows[0] else "run"
+    plural = noun.replace("group", "groups") if "n" in rows[0] else "runs"
+    table = Table(title=f"{len(rows)} {noun if len(rows) == 1 else plural}, best {sort} first")
     for header in headers:
         table.add_column(header, justify="right" if header in FORMATS else "left")
     for row, line in zip(rows, cells, strict=True):
@@ -379,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
         dirs, options = parse_args(argv)
         runs = find_runs(dirs)
         rows = leaderboard(runs, options.group_seeds, options.sort)
-        paths = write_report(runs, rows, Path(options.out) if options.out is not None else dirs[0])
+        paths = write_report(runs, rows, Path(str(options.out)) if options.out is not None else dirs[0])
         print_report(rows, options.sort, paths)
     except CnnbenchError as err:
         print(f"error: {err}", file=sys.stderr)

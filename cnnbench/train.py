@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import sys
 import time
 from pathlib import Path
@@ -55,6 +56,9 @@ def run(cfg: DictConfig) -> dict:
         f"{' (= test)' if data.val_is_test else ''} / {data.test.num_examples:,} test images "
         f"of {'x'.join(map(str, data.input_shape))}, device {device}, run dir {run_dir}", highlight=False)
 
+    job = _sweep_job()
+    if job:
+        console.print(job, style="bold", highlight=False)
     logger = RunLogger(run_dir, console)
     try:
         result = fit(model, data, optimizer, scheduler, loss_fn, cfg, logger)
@@ -117,6 +121,32 @@ def _print_config(console: Console, cfg: DictConfig) -> None:
 
 def _overrides() -> list[str]:
     return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+
+
+def _sweep_job() -> str | None:
+    """`sweep job #3: optimizer.lr=0.1 data.batch_size=128` inside a multirun, else None."""
+    if not HydraConfig.initialized() or str(HydraConfig.get().mode) != "RunMode.MULTIRUN":
+        return None
+    hydra_cfg = HydraConfig.get()
+    total = _sweep_size(Path(hydra_cfg.sweep.dir) / "multirun.yaml")
+    of_total = f" of {total}" if total else ""
+    return f"sweep job {hydra_cfg.job.num + 1}{of_total} (#{hydra_cfg.job.num}): {' '.join(_overrides())}"
+
+
+def _sweep_size(multirun_yaml: Path) -> int | None:
+    """Number of jobs of a basic-sweeper sweep, from the command line Hydra saved in multirun.yaml."""
+    try:
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+
+        saved = OmegaConf.load(multirun_yaml).hydra
+        params = saved.sweeper.get("params") or {}
+        lines = [f"{key}={value}" for key, value in params.items()] + list(saved.overrides.task)
+        sizes = {o.get_key_element(): len(list(o.sweep_string_iterator())) if o.is_sweep_override() else 1
+                 for o in OverridesParser.create().parse_overrides(lines)}  # the command line wins per key
+        return int(math.prod(sizes.values()))
+    except Exception:  # another sweeper, or an interval sweep: the size is not known up front
+        log.debug("sweep size unknown", exc_info=True)
+        return None
 
 
 def hparams(cfg: DictConfig) -> dict[str, float | int | str | bool]:
