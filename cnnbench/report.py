@@ -228,9 +228,8 @@ def display(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
 
 def render(rows: list[dict], sort: str) -> Table:
     headers, cells = display(rows)
-    noun = "group of seeds" if "n" in rows[0] else "run"
-    plural = noun.replace("group", "groups") if "n" in rows[0] else "runs"
-    table = Table(title=f"{len(rows)} {noun if len(rows) == 1 else plural}, best {sort} first")
+    one, many = ("group of seeds", "groups of seeds") if "n" in rows[0] else ("run", "runs")
+    table = Table(title=f"{len(rows)} {one if len(rows) == 1 else many}, best {sort} first")
     for header in headers:
         table.add_column(header, justify="right" if header in FORMATS else "left")
     for row, line in zip(rows, cells, strict=True):

@@ -34,13 +34,16 @@ def test_report_fields_and_types():
     assert json.loads(json.dumps(report)) == report
 
 
-@pytest.mark.parametrize(("name", "in_chans", "size"), [("lenet", 1, 28), ("cnn_small", 1, 28), ("resnet18", 3, 32)])
-def test_flops_are_flop_counter_modes_total(name, in_chans, size):
-    model = create_model(name, in_chans=in_chans).eval()
-    x = torch.zeros(1, in_chans, size, size)
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        model(x)
-    assert inspect_model(model, tuple(x.shape))["flops"] == counter.get_total_flops() > 0
+@pytest.mark.parametrize(("name", "in_chans", "size", "device"), [
+    ("lenet", 1, 28, "cpu"), ("cnn_small", 1, 28, "cpu"), ("resnet18", 3, 32, "meta"), ("googlenet", 1, 96, "meta"),
+])
+def test_flops_are_flop_counter_modes_total(name, in_chans, size, device):
+    with torch.device(device):  # FlopCounterMode counts from shapes, so meta tensors give the same numbers
+        model = create_model(name, in_chans=in_chans).eval()
+        x = torch.zeros(1, in_chans, size, size)
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            model(x)
+        assert inspect_model(model, tuple(x.shape))["flops"] == counter.get_total_flops() > 0
 
 
 def test_lenet_flops_by_hand():
@@ -55,8 +58,14 @@ def layers_by_call(report: dict) -> dict[str, list[dict]]:
     return calls
 
 
+def shapes_only(name: str, input_shape: tuple[int, ...]) -> dict:
+    """inspect_model on the meta device: shapes, parameters and receptive fields without computing."""
+    with torch.device("meta"):
+        return inspect_model(create_model(name, in_chans=input_shape[1]), input_shape)
+
+
 def test_residual_add_takes_the_wider_branch_and_reused_modules_are_listed_per_call():
-    calls = layers_by_call(inspect_model(create_model("resnet18"), (1, 1, 28, 28)))
+    calls = layers_by_call(shapes_only("resnet18", (1, 1, 28, 28)))
     first_relu, after_add = calls["layer1.0.relu"]  # BasicBlock calls its one ReLU twice
     assert first_relu["receptive_field"] == 3 + 2  # 3x3 stem, then conv1
     assert calls["layer1.0.shortcut"][0]["receptive_field"] == 3  # identity: the block's input
@@ -65,7 +74,7 @@ def test_residual_add_takes_the_wider_branch_and_reused_modules_are_listed_per_c
 
 
 def test_inception_concat_takes_the_widest_branch():
-    calls = layers_by_call(inspect_model(create_model("googlenet"), (1, 1, 96, 96)))
+    calls = layers_by_call(shapes_only("googlenet", (1, 1, 96, 96)))
     branch_ends = ("p1_relu", "p2_relu2", "p3_relu2", "p4_relu")
     widest = max(calls[f"net.2.0.{end}"][0]["receptive_field"] for end in branch_ends)
     assert widest == calls["net.2.0.p3_relu2"][0]["receptive_field"]  # the 5x5 path
