@@ -1,0 +1,31 @@
+"""The seed studies in scripts/ run and print the seeds' numbers."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+from tests.conftest import REPO
+
+
+def run_script(name: str, *args: str) -> str:
+    result = subprocess.run([sys.executable, str(REPO / "scripts" / name), *args], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_gradient_norms_vanish_without_residual_connections():
+    out = run_script("gradient_norms.py")
+    with_skip = float(re.search(r"with residual connections:\s+(\S+)", out).group(1))
+    without_skip = float(re.search(r"without residual connections:\s+(\S+)", out).group(1))
+    assert with_skip > 1.0 and without_skip < 1e-6
+
+
+def test_receptive_field_table_matches_seed_001():
+    out = run_script("receptive_fields.py")
+    fields = [int(m) for m in re.findall(r"after \S+\s+\S+\s+(\d+) x", out)]
+    assert fields == [5, 6, 14, 16]
+    assert "two 3x3 convs: receptive field 5 x 5, 18 weights" in out
+    assert "one 5x5 conv: receptive field 5 x 5, 25 weights" in out
