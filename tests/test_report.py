@@ -18,8 +18,9 @@ from matplotlib.figure import Figure
 from cnnbench.report import main, parse_overrides, plot_results, read_curve
 from tests.conftest import REPO, run_cli
 
-SWEEP = ["-m", "model=lenet5", "data=synthetic", "data.num_train=300", "data.num_test=100", "data.batch_size=64",
-         "trainer.epochs=2", "trainer.device=cpu", "optimizer.lr=0.01,0.1", "seed=0,1"]
+# A 2x2 sweep on the built-in digits: two epochs of LeNet-5 take well under a second each.
+SWEEP = ["-m", "model=lenet5", "data=digits", "trainer.epochs=2", "trainer.device=cpu", "optimizer.lr=0.01,0.1",
+         "seed=0,1"]
 OPTIONS = "allowed: report.out, report.group_seeds, report.sort"
 
 
@@ -86,6 +87,13 @@ def test_a_row_per_run_best_test_acc_first_and_three_files_in_the_first_dir(swee
     for name in ("leaderboard.csv", "leaderboard.md", "leaderboard.png"):
         assert f"wrote {sweep / name}" in printed
     assert "4 runs, best test_acc first" in printed and "optimizer.lr" in printed
+
+
+def test_each_run_of_the_sweep_has_an_hparams_event(sweep):
+    for job in ("0", "1", "2", "3"):
+        events = b"".join(p.read_bytes() for p in (sweep / job / "tensorboard").rglob("events.out.tfevents.*"))
+        assert b"_hparams_/session_start_info" in events and b"optimizer.lr" in events
+        assert b"best_val_acc" in events and b"test_acc" in events
 
 
 def test_command_line_prints_the_table_and_writes_to_report_out(sweep, tmp_path):
