@@ -73,16 +73,16 @@ def override_problem(argv: list[str], config_name: str = "config") -> str | None
     if not overrides:
         return None
     with initialize_config_dir(CONF_DIR, version_base=None):
+        candidate: list[str] = []
         try:
-            candidates = candidate_override_sets(overrides)
-            for candidate in candidates:
+            for candidate in candidate_override_sets(overrides):
                 compose(config_name, overrides=candidate)
         except OverrideParseException as err:
             return str(err).splitlines()[0] + " (see https://hydra.cc/docs/advanced/override_grammar/basic)"
         except MissingConfigException as err:
             return _missing_option_message(err)
         except ConfigCompositionException as err:
-            return _composition_message(err, compose(config_name))
+            return _composition_message(err, lambda others: compose(config_name, overrides=others), candidate)
     return None
 
 
@@ -95,11 +95,18 @@ def _missing_option_message(err: MissingConfigException) -> str:
     return f"{group}={option} is not an option of '{group}'{suggestion}; choose one of: {', '.join(err.options)}"
 
 
-def _composition_message(err: ConfigCompositionException, base: DictConfig) -> str:
+def _composition_message(err: ConfigCompositionException, compose_with: Callable[[list[str]], DictConfig],
+                         overrides: list[str]) -> str:
     full_key = getattr(err.__cause__, "full_key", None)
     if not full_key:
         return str(err).splitlines()[0]
     parent, _, leaf = full_key.rpartition(".")
+    # the keys that exist where the user aimed: the config as composed by the other overrides
+    others = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") != full_key]
+    try:
+        base = compose_with(others)
+    except Exception:
+        base = compose_with([])
     node = OmegaConf.select(base, parent) if parent else base
     known = [str(k) for k in node] if isinstance(node, DictConfig) else []
     known = [k for k in known if k != "hydra"]

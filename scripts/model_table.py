@@ -11,17 +11,18 @@ The default input of each model is the one its seed trains or prints it at (list
 from __future__ import annotations
 
 import argparse
-import contextlib
 import io
 import sys
 from pathlib import Path
 
 import torch
 from hydra import compose, initialize_config_dir
+from rich.console import Console
 
 from cnnbench import CONF_DIR
-from cnnbench.inspect import count_flops, format_flops, run
+from cnnbench.inspect import count_flops, format_flops, inspect_model, render_table
 from cnnbench.models import build_model, list_models
+from cnnbench.models.build import model_input_size
 
 REPO = Path(__file__).resolve().parent.parent
 TARGETS = (REPO / "README.md", REPO / "docs" / "models.md")
@@ -74,12 +75,14 @@ def model_table() -> str:
 
 
 def inspect_example() -> str:
+    """What `python -m cnnbench.inspect model=lenet data=fashion_mnist` prints when stdout is not a terminal."""
     with initialize_config_dir(CONF_DIR, version_base=None):
         cfg = compose("inspect", overrides=list(INSPECT_EXAMPLE))
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        run(cfg)  # exactly what the command prints (80 columns when not on a terminal)
-    text = "\n".join(line.rstrip() for line in out.getvalue().splitlines())
+    size = model_input_size(cfg.data)
+    report = inspect_model(build_model(cfg.model, cfg.data), (1, cfg.data.in_chans, size, size), cfg.model.name)
+    console = Console(file=io.StringIO(), width=80, color_system=None)  # fixed, whatever COLUMNS says
+    console.print(render_table(report))
+    text = "\n".join(line.rstrip() for line in console.file.getvalue().splitlines())
     return f"```\n$ python -m cnnbench.inspect {' '.join(INSPECT_EXAMPLE)}\n{text}\n```"
 
 
