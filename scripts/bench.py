@@ -1,0 +1,255 @@
+"""Training throughput three ways, in one process, on the same model, data shape and number of steps.
+
+  seeds     the seeds' loop: a torchvision dataset (real IDX/CIFAR files in a temporary folder) with
+            per-sample ToTensor/Normalize, a DataLoader with workers, eager fp32, `.item()` every step
+  bare      a bare reference loop over one in-memory uint8 tensor: slice, scale, normalize, step;
+            no metrics, no logging (the floor of what this hardware does)
+  cnnbench  cnnbench's own training path as `python -m cnnbench` runs it (run(cfg): device loader,
+            metrics, progress bar, logging, checkpoints), timed by its own train_examples_per_s
+
+All three read the same random images of a real dataset's shape, written once as that dataset's files
+(offline); the speed of some models depends on the pixel values, so the ways never use different data. Prints a table and writes it as JSON.
+
+    python scripts/bench.py [--model lenet] [--data fashion_mnist] [--batch-size 256] [--steps 100]
+                            [--device cpu] [--augment] [--resize N] [--json bench.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+from hydra import compose, initialize_config_dir
+from omegaconf import open_dict
+
+from cnnbench import CONF_DIR
+from cnnbench.data.transforms import BatchTransform
+from cnnbench.models import build_model
+
+TRAIN_SIZES = {"mnist": 60000, "fashion_mnist": 60000, "cifar10": 50000, "digits": 1437}
+
+
+def data_config(name: str, resize: int | None, augment: bool, batch_size: int):
+    with initialize_config_dir(CONF_DIR, version_base=None):
+        cfg = compose("config", overrides=[f"data={name}"])
+    with open_dict(cfg):
+        cfg.data.resize, cfg.data.augment, cfg.data.batch_size = resize, augment, batch_size
+    return cfg.data
+
+
+def random_dataset(data_cfg, count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    shape = (count, data_cfg.image_size, data_cfg.image_size, data_cfg.in_chans)
+    return rng.integers(0, 256, shape, dtype=np.uint8), rng.integers(0, data_cfg.num_classes, count)
+
+
+def make_model(model_name: str, data_cfg, device: torch.device) -> nn.Module:
+    torch.manual_seed(0)
+    return build_model({"name": model_name, "init": "default"}, data_cfg).to(device)
+
+
+def timed_steps(batches, step, warmup: int, steps: int, device: torch.device) -> float:
+    """Images per second over `steps` steps after `warmup` untimed ones."""
+    seen, start = 0, None
+    for i, (x, y) in enumerate(batches):
+        if i == warmup:
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            start, seen = time.perf_counter(), 0
+        step(x, y)
+        seen += len(y)
+        if i + 1 == warmup + steps:
+            break
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return seen / (time.perf_counter() - start)
+
+
+def seeds_loop(model_name, data_cfg, root: Path, images, labels, args, device) -> float:
+    """d2l's train_ch6 / seed 001's run_epoch over torchvision's own dataset class and a DataLoader."""
+    import torchvision.datasets as tvd
+    import torchvision.transforms as T
+    from torch.utils.data import DataLoader
+
+    steps = [T.Resize(data_cfg.resize)] if data_cfg.resize else []
+    if data_cfg.augment:
+        size = data_cfg.resize or data_cfg.image_size
+        steps += [T.RandomHorizontalFlip(), T.RandomCrop(size, padding=4)]
+    transform = T.Compose([*steps, T.ToTensor(), T.Normalize(data_cfg.mean, data_cfg.std)])
+    dataset_cls = tvd.FashionMNIST if data_cfg.in_chans == 1 else tvd.CIFAR10
+    dataset = dataset_cls(str(root), train=True, transform=transform)
+    loader = DataLoader(dataset, args.batch_size, shuffle=True, num_workers=args.workers,
+                        pin_memory=device.type == "cuda", persistent_workers=args.workers > 0)
+    model = make_model(model_name, data_cfg, device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    loss_fn = nn.CrossEntropyLoss()
+    totals = {"loss": 0.0, "correct": 0}
+
+    def step(x, y):
+        x, y = x.to(device), y.to(device)
+        optimizer.zero_grad()
+        logits = model(x)
+        loss = loss_fn(logits, y)
+        loss.backward()
+        optimizer.step()
+        totals["loss"] += loss.item() * len(x)
+        totals["correct"] += (logits.argmax(1) == y).sum().item()
+
+    model.train()
+    return timed_steps(cycle(loader), step, args.warmup, args.steps, device)
+
+
+def write_torchvision_files(root: Path, data_cfg, images: np.ndarray, labels: np.ndarray, test_count: int) -> None:
+    """The images as Fashion-MNIST IDX files (1 channel) or CIFAR-10 batches (3 channels) under `root`."""
+    import pickle
+    import struct
+
+    import torchvision.datasets as tvd
+
+    def idx(array: np.ndarray) -> bytes:
+        return struct.pack(">HBB", 0, 8, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape) + array.tobytes()
+
+    if data_cfg.in_chans == 1:
+        raw = root / "FashionMNIST" / "raw"
+        raw.mkdir(parents=True)
+        for prefix, count in (("train", len(labels)), ("t10k", test_count)):
+            (raw / f"{prefix}-images-idx3-ubyte").write_bytes(idx(images[:count, ..., 0]))
+            (raw / f"{prefix}-labels-idx1-ubyte").write_bytes(idx(labels[:count].astype(np.uint8)))
+        return
+    folder = root / tvd.CIFAR10.base_folder
+    folder.mkdir(parents=True)
+
+    def batch(index) -> bytes:
+        return pickle.dumps({"data": images[index].transpose(0, 3, 1, 2).reshape(len(index), -1),
+                             "labels": labels[index].tolist()})
+
+    for i, index in enumerate(np.array_split(np.arange(len(labels)), 5), start=1):
+        (folder / f"data_batch_{i}").write_bytes(batch(index))
+    (folder / "test_batch").write_bytes(batch(np.arange(test_count)))
+    (folder / "batches.meta").write_bytes(pickle.dumps({"label_names": [str(i) for i in range(10)]}))
+    tvd.CIFAR10._check_integrity = lambda self: True  # generated files cannot match the real checksums
+
+
+def cycle(iterable):
+    while True:
+        yield from iterable
+
+
+def bare_loop(model_name, data_cfg, root: Path, images, labels, args, device) -> float:
+    """The floor: device-resident uint8 tensor, sliced, scaled and normalized per batch; nothing else."""
+    x_all = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous().to(device)
+    y_all = torch.from_numpy(labels).to(device)
+    transform = BatchTransform(data_cfg.mean, data_cfg.std, size=data_cfg.resize, augment=data_cfg.augment)
+    generator = torch.Generator(device=device).manual_seed(0)
+    model = make_model(model_name, data_cfg, device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    loss_fn = nn.CrossEntropyLoss()
+
+    def batches():
+        while True:
+            order = torch.randperm(len(y_all), device=device, generator=generator)
+            for start in range(0, len(order), args.batch_size):
+                index = order[start:start + args.batch_size]
+                yield transform(x_all[index], generator), y_all[index]
+
+    def step(x, y):
+        optimizer.zero_grad(set_to_none=True)
+        loss_fn(model(x), y).backward()
+        optimizer.step()
+
+    model.train()
+    return timed_steps(batches(), step, args.warmup, args.steps, device)
+
+
+def cnnbench_run(model_name, data_cfg, root: Path, images, labels, args, device) -> float:
+    """run(cfg) on the same files: epoch 1 warms up, epoch 2 (args.steps steps) is timed by the run itself."""
+    from cnnbench.train import run
+
+    name = "fashion_mnist" if data_cfg.in_chans == 1 else "cifar10"
+    overrides = [f"model={model_name}", f"data={name}", f"data.root={root}", "data.download=false",
+                 f"data.val_split={args.batch_size}", f"data.batch_size={args.batch_size}",
+                 f"data.augment={data_cfg.augment}", f"data.resize={data_cfg.resize or 'null'}",
+                 f"data.mean={list(data_cfg.mean)}", f"data.std={list(data_cfg.std)}",
+                 "optimizer=sgd", "optimizer.lr=0.01", "scheduler=none", "trainer.epochs=2",
+                 f"trainer.max_steps_per_epoch={args.steps}", f"trainer.device={device}", "trainer.patience=0"]
+    with initialize_config_dir(CONF_DIR, version_base=None):
+        cfg = compose("config", overrides=overrides)
+    with tempfile.TemporaryDirectory() as out, open_dict(cfg):
+        cfg.output_dir = out
+        return run(cfg)["train_examples_per_s"]
+
+
+WAYS = {"seeds": seeds_loop, "bare": bare_loop, "cnnbench": cnnbench_run}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="lenet")
+    parser.add_argument("--data", default="fashion_mnist", help="whose shape the random data take")
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--steps", type=int, default=100, help="timed steps per way")
+    parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--augment", action="store_true")
+    parser.add_argument("--resize", type=int, default=None)
+    parser.add_argument("--workers", type=int, default=2, help="DataLoader workers of the seeds' loop")
+    parser.add_argument("--ways", default="seeds,bare,cnnbench")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved repetitions; the median is reported")
+    parser.add_argument("--json", default="bench.json")
+    args = parser.parse_args()
+
+    device = torch.device(args.device)
+    data_cfg = data_config(args.data, args.resize, args.augment, args.batch_size)
+    count = min(TRAIN_SIZES.get(args.data, 60000), (args.steps + args.warmup) * args.batch_size)
+    images, labels = random_dataset(data_cfg, count)
+    root = Path(tempfile.mkdtemp(prefix="cnnbench-bench-"))
+    write_torchvision_files(root, data_cfg, images, labels, test_count=args.batch_size)
+    ways = args.ways.split(",")
+    samples: dict[str, list[float]] = {way: [] for way in ways}
+    for round_ in range(1, args.rounds + 1):  # interleaved, so a slow spell of a shared machine hits every way
+        for way in ways:
+            samples[way].append(WAYS[way](args.model, data_cfg, root, images, labels, args, device))
+            print(f"round {round_}/{args.rounds} {way:>9}: {samples[way][-1]:>10,.0f} images/s", flush=True)
+    results = {way: statistics.median(values) for way, values in samples.items()}
+
+    report = {
+        "model": args.model, "input_shape": [data_cfg.in_chans, *[data_cfg.resize or data_cfg.image_size] * 2],
+        "batch_size": args.batch_size, "steps": args.steps, "augment": args.augment, "device": str(device),
+        "torch": torch.__version__, "threads": torch.get_num_threads(),
+        "cpu": platform.processor() or platform.machine(),
+        "images_per_s": results, "rounds": args.rounds, "samples": samples,
+    }
+    if "seeds" in results:
+        report["vs_seeds"] = {k: v / results["seeds"] for k, v in results.items()}
+    if "bare" in results:
+        report["vs_bare"] = {k: v / results["bare"] for k, v in results.items()}
+    print_table(report)
+    Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+    shutil.rmtree(root)
+    print(f"wrote {args.json}")
+
+
+def print_table(report: dict) -> None:
+    print(f"\n{report['model']}, batch {report['batch_size']}, {report['steps']} timed steps, "
+          f"median of {report['rounds']} rounds, "
+          f"augment={report['augment']}, device {report['device']}, torch {report['torch']}, "
+          f"{report['threads']} threads")
+    print(f"{'way':>9} {'images/s':>10} {'vs seeds':>9} {'vs bare':>8}")
+    for way, rate in report["images_per_s"].items():
+        vs_seeds = report.get("vs_seeds", {}).get(way)
+        vs_bare = report.get("vs_bare", {}).get(way)
+        print(f"{way:>9} {rate:>10,.0f} {vs_seeds and f'{vs_seeds:.2f}x' or '-':>9} "
+              f"{vs_bare and f'{vs_bare:.2f}x' or '-':>8}")
+
+
+if __name__ == "__main__":
+    main()
