@@ -8,7 +8,8 @@
             metrics, progress bar, logging, checkpoints), timed by its own train_examples_per_s
 
 All three read the same random images of a real dataset's shape, written once as that dataset's files
-(offline); the speed of some models depends on the pixel values, so the ways never use different data. Prints a table and writes it as JSON.
+(offline); the speed of some models depends on the pixel values, so the ways never use different data.
+Prints a table and writes it as JSON.
 
     python scripts/bench.py [--model lenet] [--data fashion_mnist] [--batch-size 256] [--steps 100]
                             [--device cpu] [--augment] [--resize N] [--json bench.json]
