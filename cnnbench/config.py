@@ -1,17 +1,27 @@
-"""Checks on a composed config before any work starts: types, ranges and choices, one-line errors."""
+"""Checks on a composed config before any work starts: types, ranges, choices and unknown keys, one-line errors.
+
+Every message reads `<key>=<value> is not allowed: expected <what is allowed>`, or, for a key that slipped
+in with `+key=value`, `<key> is not a config key (did you mean <nearest>?)`.
+"""
 
 from __future__ import annotations
 
+import difflib
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from .data import SOURCE_NAMES
+from . import CONF_DIR
+from .data.sources import NATIVE_FORMATS, SOURCE_NAMES
 from .errors import ConfigError
-from .models import INIT_SCHEMES, list_models
+from .models import INIT_SCHEMES, build_model, list_models
+from .models.build import model_options
 
 
 @dataclass(frozen=True)
@@ -27,7 +37,7 @@ def _is_int(v) -> bool:
 
 
 def _is_number(v) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool)
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def int_at_least(low: int) -> Callable[[object], bool]:
@@ -42,79 +52,213 @@ def number_at_least(low: float) -> Callable[[object], bool]:
     return lambda v: _is_number(v) and v >= low
 
 
+def number_in(low: float, high: float, *, low_open: bool = False, high_open: bool = True) -> Callable[[object], bool]:
+    return lambda v: (_is_number(v) and (v > low if low_open else v >= low) and (v < high if high_open else v <= high))
+
+
 def one_of(*choices) -> Callable[[object], bool]:
-    return lambda v: v in choices
+    return lambda v: isinstance(v, str) and v in choices
 
 
 def is_bool(v) -> bool:
     return isinstance(v, bool)
 
 
+def is_text(v) -> bool:
+    return isinstance(v, str) and v.strip() != ""
+
+
+def is_count_or_fraction(v) -> bool:
+    return int_at_least(0)(v) or (isinstance(v, float) and 0 <= v < 1)
+
+
+def is_betas(v) -> bool:
+    return isinstance(v, list) and len(v) == 2 and all(number_in(0, 1)(b) for b in v)
+
+
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+TRUE_OR_FALSE = "true or false"
 
 RULES = (
     Rule("seed", "an integer", _is_int),
     Rule("trainer.epochs", "an integer >= 1", int_at_least(1)),
     Rule("trainer.patience", "an integer >= 0, or null to disable", int_at_least(0), optional=True),
-    Rule("trainer.max_steps_per_epoch", "an integer >= 1, or null for whole epochs", int_at_least(1),
-         optional=True),
-    Rule("trainer.label_smoothing", "a number in [0, 1)", lambda v: _is_number(v) and 0 <= v < 1),
+    Rule("trainer.max_steps_per_epoch", "an integer >= 1, or null for whole epochs", int_at_least(1), optional=True),
+    Rule("trainer.label_smoothing", "a number in [0, 1)", number_in(0, 1)),
     Rule("trainer.grad_clip", "a number > 0, or null to disable", number_above(0), optional=True),
     Rule("trainer.device", "auto, cpu, cuda, cuda:N or mps", lambda v: isinstance(v, str) and
          bool(DEVICE_PATTERN.match(v))),
     Rule("trainer.progress_every", "an integer >= 1", int_at_least(1)),
-    Rule("optimizer.lr", "a number > 0", number_above(0)),
-    Rule("optimizer.weight_decay", "a number >= 0", number_at_least(0)),
+    Rule("trainer.resume", "null, auto or the path of a run directory or checkpoint", is_text, optional=True),
+    Rule("trainer.deterministic", TRUE_OR_FALSE, is_bool),
+    Rule("model.name", f"one of {', '.join(list_models())}", one_of(*list_models())),
+    Rule("model.init", f"one of {', '.join(INIT_SCHEMES)}", one_of(*INIT_SCHEMES)),
+    Rule("model.stem", "one of small, imagenet", one_of("small", "imagenet")),
+    Rule("model.width_div", "an integer >= 1 that divides 64", lambda v: int_at_least(1)(v) and 64 % v == 0),
+    Rule("model.n_hidden", "an integer >= 1", int_at_least(1)),
+    Rule("model.n_feature", "an integer >= 1", int_at_least(1)),
     Rule("data.name", f"one of {', '.join(SOURCE_NAMES)}", one_of(*SOURCE_NAMES)),
-    Rule("data.batch_size", "an integer >= 1", int_at_least(1)),
-    Rule("data.eval_batch_size", "an integer >= 1", int_at_least(1)),
+    Rule("data.root", "a folder path", is_text),
+    Rule("data.download", TRUE_OR_FALSE, is_bool),
     Rule("data.image_size", "an integer >= 1", int_at_least(1)),
     Rule("data.in_chans", "an integer >= 1", int_at_least(1)),
     Rule("data.num_classes", "an integer >= 2", int_at_least(2)),
+    Rule("data.batch_size", "an integer >= 1", int_at_least(1)),
+    Rule("data.eval_batch_size", "an integer >= 1", int_at_least(1)),
+    Rule("data.val_split", "a count >= 0 or a fraction in (0, 1)", is_count_or_fraction),
+    Rule("data.split_seed", "an integer >= 0", int_at_least(0)),
     Rule("data.resize", "an integer >= 1, or null to keep the native size", int_at_least(1), optional=True),
-    Rule("data.val_split", "a count >= 0 or a fraction in (0, 1)", number_at_least(0)),
-    Rule("data.augment", "true or false", is_bool),
-    Rule("data.normalize", "true or false", is_bool),
-    Rule("data.download", "true or false", is_bool),
+    Rule("data.augment", TRUE_OR_FALSE, is_bool),
+    Rule("data.permute_pixels", TRUE_OR_FALSE, is_bool),
+    Rule("data.normalize", TRUE_OR_FALSE, is_bool),
+    Rule("data.num_train", "an integer >= 1", int_at_least(1)),
+    Rule("data.num_test", "an integer >= 1", int_at_least(1)),
+    Rule("data.noise", "a number >= 0", number_at_least(0)),
+    Rule("data.seed", "an integer", _is_int),
+    Rule("optimizer.lr", "a number > 0", number_above(0)),
+    Rule("optimizer.momentum", "a number in [0, 1)", number_in(0, 1)),
+    Rule("optimizer.weight_decay", "a number >= 0", number_at_least(0)),
+    Rule("optimizer.nesterov", TRUE_OR_FALSE, is_bool),
+    Rule("optimizer.betas", "two numbers in [0, 1), e.g. [0.9,0.999]", is_betas),
+    Rule("scheduler.warmup_epochs", "a number >= 0", number_at_least(0)),
+    Rule("scheduler.min_lr", "a number >= 0", number_at_least(0)),
+    Rule("scheduler.step_epochs", "an integer >= 1", int_at_least(1)),
+    Rule("scheduler.gamma", "a number in (0, 1]", number_in(0, 1, low_open=True, high_open=False)),
+    Rule("scheduler.pct_start", "a number in (0, 1)", number_in(0, 1, low_open=True)),
+    Rule("scheduler.div_factor", "a number > 0", number_above(0)),
+    Rule("scheduler.final_div_factor", "a number > 0", number_above(0)),
 )
+SECTIONS = ("model", "data", "optimizer", "scheduler", "trainer")
 
 
 def validate_config(cfg: DictConfig) -> None:
     """Raise ConfigError for the first value that breaks a rule; keys a config lacks are skipped."""
     for rule in RULES:
-        value = OmegaConf.select(cfg, rule.key, default="<absent>")
+        value = _plain(OmegaConf.select(cfg, rule.key, default="<absent>"))
         if value == "<absent>" or (value is None and rule.optional):
             continue
         if not rule.check(value):
-            raise ConfigError(f"{rule.key}={value!r} is not allowed: expected {rule.allowed}")
-    _check_model(cfg)
-    _check_scheduler(cfg)
+            raise not_allowed(rule.key, value, rule.allowed)
+    _check_known_keys(cfg)
+    _check_nesterov(cfg.optimizer)
+    _check_data_format(cfg.data)
     _check_normalization(cfg.data)
+    _check_model_fits_input(cfg)
     resolve_device(cfg.trainer.device)
 
 
-def _check_model(cfg: DictConfig) -> None:
-    if cfg.model.name not in list_models():
-        raise ConfigError(f"model.name='{cfg.model.name}' is not a registered model; "
-                          f"choose one of: {', '.join(list_models())}")
-    if cfg.model.get("init", "default") not in INIT_SCHEMES:
-        raise ConfigError(f"model.init='{cfg.model.init}' is not allowed: expected one of {', '.join(INIT_SCHEMES)}")
+def _plain(value):
+    return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
 
 
-def _check_scheduler(cfg: DictConfig) -> None:
-    warmup = cfg.scheduler.get("warmup_epochs", 0)
-    if not number_at_least(0)(warmup):
-        raise ConfigError(f"scheduler.warmup_epochs={warmup!r} is not allowed: expected a number >= 0")
+def shown(value) -> str:
+    """A value as one would type it in an override: null, true, [0.9,1.2], plain strings."""
+    if value is None or isinstance(value, bool):
+        return str(value).lower() if value is not None else "null"
+    if isinstance(value, list):
+        return "[" + ",".join(shown(v) for v in value) + "]"
+    return str(value)
+
+
+def not_allowed(key: str, value, expected: str) -> ConfigError:
+    return ConfigError(f"{key}={shown(value)} is not allowed: expected {expected}")
+
+
+# --- unknown keys: what the config files define, plus the model factory's keyword arguments -------------
+
+@lru_cache
+def _option_files(group: str) -> tuple[dict, ...]:
+    return tuple(OmegaConf.to_container(OmegaConf.load(path))
+                 for path in sorted(Path(CONF_DIR, group).glob("*.yaml")))
+
+
+@lru_cache
+def _root_config() -> dict:
+    return OmegaConf.to_container(OmegaConf.load(Path(CONF_DIR, "config.yaml")))
+
+
+def known_keys(cfg: DictConfig, section: str) -> list[str]:
+    """Keys `cfg.<section>` may hold: those of the option chosen (matched by name or _target_), else of any."""
+    if section == "trainer":
+        return list(_root_config()["trainer"])
+    if section == "model":
+        return ["name", "init", *model_options(cfg.model.name)]
+    identity = "name" if section == "data" else "_target_"
+    options = _option_files(section)
+    chosen = [o for o in options if o.get(identity) == cfg[section].get(identity)] or options
+    return list(dict.fromkeys(key for option in chosen for key in option))
+
+
+def _top_level_keys() -> list[str]:
+    groups = sorted(p.name for p in Path(CONF_DIR).iterdir() if p.is_dir())
+    return [key for key in dict.fromkeys([*_root_config(), *groups]) if key not in ("defaults", "hydra")]
+
+
+def _check_known_keys(cfg: DictConfig) -> None:
+    _reject_unknown([str(k) for k in cfg if k != "hydra"], _top_level_keys(), parent="")
+    for section in SECTIONS:
+        if isinstance(cfg.get(section), DictConfig):
+            _reject_unknown([str(k) for k in cfg[section]], known_keys(cfg, section), parent=section)
+
+
+def _reject_unknown(keys: list[str], known: list[str], parent: str) -> None:
+    prefix = f"{parent}." if parent else ""
+    for key in keys:
+        if key not in known:
+            hint = difflib.get_close_matches(key, known, n=1)
+            suggestion = f" (did you mean {prefix}{hint[0]}?)" if hint else ""
+            where = f"keys under {parent}" if parent else "top-level keys"
+            raise ConfigError(f"{prefix}{key} is not a config key{suggestion}; {where}: {', '.join(known)}")
+
+
+# --- rules that involve more than one key ----------------------------------------------------------------
+
+def _check_nesterov(optimizer_cfg: DictConfig) -> None:
+    # torch.optim.SGD raises for Nesterov momentum without momentum
+    if optimizer_cfg.get("nesterov") and not optimizer_cfg.get("momentum"):
+        raise not_allowed("optimizer.nesterov", True, "optimizer.momentum > 0 with it (got optimizer.momentum="
+                                                      f"{shown(optimizer_cfg.get('momentum'))})")
+
+
+def _check_data_format(data_cfg: DictConfig) -> None:
+    """A dataset read from files has a fixed channel count, image size and class count."""
+    native = NATIVE_FORMATS.get(data_cfg.name)
+    if native is None:
+        return
+    for key, expected in zip(("in_chans", "image_size", "num_classes"), native, strict=True):
+        if data_cfg.get(key, expected) != expected:
+            hint = " (its native size; data.resize changes the size the model sees)" if key == "image_size" else ""
+            raise not_allowed(f"data.{key}", data_cfg[key], f"{expected} for data={data_cfg.name}{hint}")
 
 
 def _check_normalization(data_cfg: DictConfig) -> None:
-    for key in ("mean", "std"):
-        values = list(data_cfg[key])
-        if len(values) != data_cfg.in_chans or not all(_is_number(v) for v in values):
-            raise ConfigError(f"data.{key}={values} is not allowed: expected {data_cfg.in_chans} numbers "
-                              "(one per channel, data.in_chans)")
-    if any(v <= 0 for v in data_cfg.std):
-        raise ConfigError(f"data.std={list(data_cfg.std)} is not allowed: every value must be > 0")
+    channels = data_cfg.in_chans
+    for key, per_value, allowed in (("mean", number_in(0, 1, high_open=False), "in [0, 1]"),
+                                    ("std", number_above(0), "> 0")):
+        values = _plain(data_cfg.get(key))
+        if not isinstance(values, list) or len(values) != channels or not all(per_value(v) for v in values):
+            raise not_allowed(f"data.{key}", values, f"{channels} number(s) {allowed}, one per channel "
+                                                     f"(data.in_chans={channels})")
+
+
+def _check_model_fits_input(cfg: DictConfig) -> None:
+    """Build the model on the meta device (no memory, no init): too-small inputs and bad options surface here."""
+    model_cfg = {**_plain(cfg.model), "init": "default"}
+    try:
+        with torch.device("meta"):
+            build_model(model_cfg, cfg.data)
+    except ConfigError:
+        raise
+    except Exception as err:  # a layer that refuses its size: torch's RuntimeError and the like
+        size = cfg.data.get("resize") or cfg.data.image_size
+        raise ConfigError(f"model={cfg.model.name} cannot take {cfg.data.in_chans}x{size}x{size} inputs "
+                          f"({str(err).splitlines()[0]}); change data.resize or the model's options") from err
+
+
+def available_devices() -> list[str]:
+    devices = ["auto", "cpu"]
+    devices += ["cuda", *(f"cuda:{i}" for i in range(torch.cuda.device_count()))] if torch.cuda.is_available() else []
+    return devices + (["mps"] if torch.backends.mps.is_available() else [])
 
 
 def resolve_device(spec: str) -> torch.device:
@@ -125,12 +269,9 @@ def resolve_device(spec: str) -> torch.device:
         if torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
-    if spec.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise ConfigError(f"trainer.device={spec} but CUDA is not available here; use trainer.device=cpu or auto")
-        index = int(spec.split(":")[1]) if ":" in spec else 0
-        if index >= torch.cuda.device_count():
-            raise ConfigError(f"trainer.device={spec} but this machine has {torch.cuda.device_count()} CUDA device(s)")
-    if spec == "mps" and not torch.backends.mps.is_available():
-        raise ConfigError("trainer.device=mps but MPS is not available here; use trainer.device=cpu or auto")
+    if spec not in available_devices():
+        count = torch.cuda.device_count()
+        reason = ("MPS is not available" if spec == "mps" else f"this machine has {count} CUDA device(s)" if count
+                  else "CUDA is not available")
+        raise not_allowed("trainer.device", spec, f"one of {', '.join(available_devices())} ({reason} here)")
     return torch.device(spec)

@@ -8,51 +8,136 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from pathlib import Path
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
-from omegaconf import DictConfig, OmegaConf
 
-from .checkpoint import save_checkpoint
-from .logger import EpochProgress
+from .errors import CnnbenchError
 
 
-def train_one_epoch(model: nn.Module, loader, optimizer: torch.optim.Optimizer, loss_fn: nn.Module,
-                    scheduler=None, grad_clip: float | None = None, max_steps: int | None = None,
-                    on_step: Callable[[int], None] | None = None) -> dict[str, float]:
-    """One pass over `loader` (or its first `max_steps` batches); the scheduler steps per batch."""
+@dataclass
+class TrainSetup:
+    """What a training step needs besides the data."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    loss_fn: nn.Module
+    scheduler: object = None  # an LRScheduler stepped once per optimizer step
+    grad_clip: float | None = None
+
+
+@dataclass
+class EpochCursor:
+    """Where an interrupted epoch stopped: enough to finish it exactly as if it had not been stopped."""
+
+    order: torch.Tensor | None  # the epoch's permutation of the training set
+    steps_done: int = 0
+    loss_sum: torch.Tensor | None = None
+    correct: torch.Tensor | None = None
+    seen: int = 0
+    seconds: float = 0.0
+    lr: float | None = None  # the learning rate at the start of the epoch, as logged
+
+    def state_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+class StopFlag:
+    """Set by a signal handler; the training loop stops after the step it is in."""
+
+    def __init__(self) -> None:
+        self.signal_name: str | None = None
+
+    @property
+    def requested(self) -> bool:
+        return self.signal_name is not None
+
+
+class Diverged(CnnbenchError):
+    """The loss became NaN or infinite at `step` (of `epoch`, once the epoch loop knows it)."""
+
+    def __init__(self, step: int, last_finite: float, epoch: int | None = None):
+        self.step, self.last_finite, self.epoch = step, last_finite, epoch
+        where = f"epoch {epoch}, step {step}" if epoch else f"step {step}"
+        super().__init__(f"training diverged at {where}: the loss is NaN or infinite (last finite loss "
+                         f"{last_finite:.4g}); best.pt and last.pt keep the last good epoch. "
+                         "Try a lower optimizer.lr, a warmup (scheduler.warmup_epochs) or trainer.grad_clip")
+
+
+def train_one_epoch(setup: TrainSetup, loader, max_steps: int | None = None, cursor: EpochCursor | None = None,
+                    stop: StopFlag | None = None, on_step: Callable[[int], None] | None = None,
+                    check_every: int = 10) -> dict:
+    """One pass over `loader` (its first `max_steps` batches), or the rest of one after `cursor`.
+
+    Returns the epoch's metrics; with `stop` requested mid-way, `"cursor"` holds where it stopped. A
+    non-finite loss raises Diverged, checked every `check_every` steps (one host sync each time).
+    """
+    model, device = setup.model, loader.device
     model.train()
-    device = loader.device
-    loss_sum = torch.zeros((), device=device)
-    correct = torch.zeros((), device=device, dtype=torch.int64)
-    seen = 0
-    start = time.perf_counter()
-    for step, (images, labels) in enumerate(loader, start=1):
-        logits = model(images)
-        loss = loss_fn(logits, labels)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if grad_clip:
-            nn.utils.clip_grad_norm_(model.parameters(), max_norm=grad_clip)
-        optimizer.step()
-        if scheduler is not None:
-            scheduler.step()
+    cursor = cursor or EpochCursor(order=loader.draw_order())
+    loss_sum = cursor.loss_sum.to(device) if cursor.loss_sum is not None else torch.zeros((), device=device)
+    correct = cursor.correct.to(device) if cursor.correct is not None else torch.zeros((), device=device,
+                                                                                        dtype=torch.int64)
+    watch = DivergenceWatch(device)
+    seen, step, start = cursor.seen, cursor.steps_done, time.perf_counter()
+    total = min(len(loader), max_steps or len(loader))
+    for images, labels in loader.batches(cursor.order, start_step=cursor.steps_done):
+        step += 1
+        logits, loss = training_step(setup, images, labels)
+        watch.record(loss, step)
         loss_sum += loss.detach() * len(labels)
         correct += (logits.detach().argmax(1) == labels).sum()
         seen += len(labels)
         if on_step is not None:
             on_step(step)
-        if max_steps is not None and step >= max_steps:
+        if step % check_every == 0 or step >= total:
+            watch.check()
+        if step >= total:
             break
-    train_loss = loss_sum.item() / seen  # the one host sync of the epoch
-    seconds = time.perf_counter() - start
+        if stop is not None and stop.requested:
+            seconds = cursor.seconds + time.perf_counter() - start
+            return {"cursor": EpochCursor(cursor.order, step, loss_sum, correct, seen, seconds)}
+    watch.check()
     return {
-        "train/loss": train_loss,
+        "train/loss": loss_sum.item() / seen,  # the one host sync of the epoch
         "train/acc": correct.item() / seen,
-        "train/examples": seen,
-        "train/seconds": seconds,
+        "train/examples": seen - cursor.seen,
+        "train/seconds": time.perf_counter() - start,
     }
+
+
+def training_step(setup: TrainSetup, images: torch.Tensor, labels: torch.Tensor):
+    logits = setup.model(images)
+    loss = setup.loss_fn(logits, labels)
+    setup.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if setup.grad_clip:
+        nn.utils.clip_grad_norm_(setup.model.parameters(), max_norm=setup.grad_clip)
+    setup.optimizer.step()
+    if setup.scheduler is not None:
+        setup.scheduler.step()
+    return logits, loss
+
+
+class DivergenceWatch:
+    """Remembers, on the device, the first step with a non-finite loss and the last finite loss before it."""
+
+    def __init__(self, device: torch.device):
+        self.first_bad_step = torch.full((), -1, device=device, dtype=torch.int64)
+        self.last_finite = torch.full((), float("nan"), device=device)
+
+    def record(self, loss: torch.Tensor, step: int) -> None:
+        loss = loss.detach()
+        still_good = self.first_bad_step < 0
+        finite = torch.isfinite(loss)
+        self.first_bad_step = torch.where(still_good & ~finite, step, self.first_bad_step)
+        self.last_finite = torch.where(still_good & finite, loss.float(), self.last_finite)
+
+    def check(self) -> None:
+        bad_step = int(self.first_bad_step.item())
+        if bad_step >= 0:
+            raise Diverged(bad_step, float(self.last_finite.item()))
 
 
 @torch.inference_mode()
@@ -114,63 +199,5 @@ class EarlyStopping:
         return {"best": self.best, "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs}
 
 
-def fit(model: nn.Module, data, optimizer: torch.optim.Optimizer, scheduler, loss_fn: nn.Module,
-        cfg: DictConfig, logger) -> dict:
-    """Train for `cfg.trainer.epochs` with validation, early stopping and checkpoints in the run dir.
-
-    `checkpoints/best.pt` is written whenever val/acc improves, `checkpoints/last.pt` every epoch.
-    """
-    trainer = cfg.trainer
-    checkpoints = Path(cfg.output_dir) / "checkpoints"
-    stopper = EarlyStopping(trainer.patience)
-    progress = EpochProgress(logger.console, every=trainer.progress_every)
-    steps_per_epoch = min(len(data.train), trainer.max_steps_per_epoch or len(data.train))
-    config = OmegaConf.to_container(cfg, resolve=True)
-    train_examples, train_seconds = [], []
-    epoch = 0
-    for epoch in range(1, trainer.epochs + 1):
-        started = time.perf_counter()
-        lr = optimizer.param_groups[0]["lr"]
-        progress.start(f"epoch {epoch}/{trainer.epochs}", steps_per_epoch)
-        try:
-            train = train_one_epoch(model, data.train, optimizer, loss_fn, scheduler, trainer.grad_clip,
-                                    steps_per_epoch, on_step=progress.step)
-        finally:
-            progress.stop()
-        val = evaluate(model, data.val, loss_fn, prefix="val")
-        improved = stopper.update(val["val/acc"], epoch)
-        train_examples.append(train["train/examples"])
-        train_seconds.append(train["train/seconds"])
-        metrics = {
-            "lr": lr, "train/loss": train["train/loss"], "train/acc": train["train/acc"], **val,
-            "val/acc_best": stopper.best,
-            "throughput/train_examples_per_s": train["train/examples"] / train["train/seconds"],
-            "time/epoch_s": time.perf_counter() - started,
-        }
-        state = dict(epoch=epoch, model=model.state_dict(), metrics=metrics, early_stopping=stopper.state_dict(),
-                     config=config)
-        if improved:
-            save_checkpoint(checkpoints / "best.pt", **state)
-        save_checkpoint(checkpoints / "last.pt", **state, optimizer=optimizer.state_dict(),
-                        scheduler=scheduler.state_dict(), rng=_rng_state(data.train.generator))
-        logger.log_epoch(epoch, metrics, improved)
-        if stopper.should_stop:
-            break
-    # Throughput leaves out the first epoch (warm-up, allocator growth) whenever there is another.
-    timed = slice(1, None) if epoch > 1 else slice(None)
-    return {
-        "epochs_run": epoch,
-        "best_epoch": stopper.best_epoch,
-        "best_val_acc": stopper.best,
-        "stopped_early": epoch < trainer.epochs,
-        "train_examples_per_s": sum(train_examples[timed]) / sum(train_seconds[timed]),
-    }
-
-
-def _rng_state(generator: torch.Generator | None) -> dict:
-    state = {"torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    if generator is not None:
-        state["data"] = generator.get_state()
-    return state
+    def load_state_dict(self, state: dict) -> None:
+        self.best, self.best_epoch, self.bad_epochs = state["best"], state["best_epoch"], state["bad_epochs"]

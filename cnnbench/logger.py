@@ -49,12 +49,27 @@ class EpochProgress:
 
 
 class RunLogger:
-    def __init__(self, run_dir: Path, console: Console):
+    def __init__(self, run_dir: Path, console: Console, resume_epoch: int | None = None):
+        """`resume_epoch`: the last epoch a resumed run had finished; later rows and events are dropped."""
         self.run_dir = Path(run_dir)
         self.console = console
-        self.writer = SummaryWriter(log_dir=str(self.run_dir / "tensorboard"))
+        purge = None if resume_epoch is None else resume_epoch + 1
+        self.writer = SummaryWriter(log_dir=str(self.run_dir / "tensorboard"), purge_step=purge)
         self.csv_path = self.run_dir / "metrics.csv"
         self.header_printed = False
+        if resume_epoch is not None:
+            self._truncate_csv(resume_epoch)
+
+    def _truncate_csv(self, last_epoch: int) -> None:
+        if not self.csv_path.exists():
+            return
+        with open(self.csv_path, newline="") as f:
+            rows = list(csv.reader(f))
+        kept = rows[:1] + [row for row in rows[1:] if row and int(row[0]) <= last_epoch]
+        tmp = self.csv_path.with_suffix(".csv.tmp")
+        with open(tmp, "w", newline="") as f:
+            csv.writer(f).writerows(kept)
+        tmp.replace(self.csv_path)
 
     def log_epoch(self, epoch: int, metrics: dict[str, float], is_best: bool) -> None:
         for key in EPOCH_KEYS:

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import logging
 import math
+import signal
 import sys
+import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import hydra
 import torch
 import torch.nn as nn
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from rich.console import Console
 from rich.syntax import Syntax
 
@@ -20,82 +23,74 @@ from . import CONF_DIR
 from .checkpoint import load_checkpoint, save_json
 from .config import resolve_device, validate_config
 from .data import build_data
-from .engine import evaluate_with_confusion, fit
-from .errors import CnnbenchError, ConfigError
+from .engine import Diverged, StopFlag, TrainSetup, evaluate_with_confusion
+from .errors import CnnbenchError
 from .evaluate import confusion_figure, per_class_accuracy, print_per_class
+from .fit import Interrupted, fit, restore
 from .logger import RunLogger
 from .models import build_model
+from .resume import SUMMARY_FILE, config_fingerprint, move_run_log, plan_run_dir
 
 log = logging.getLogger(__name__)
 
-SUMMARY_FILE = "summary.json"
-
 
 def run(cfg: DictConfig) -> dict:
-    """Train `cfg.model` on `cfg.data`, test the best checkpoint, and return the run's summary."""
+    """Train `cfg.model` on `cfg.data`, test the best checkpoint, and return the run's summary.
+
+    The run directory always ends with a summary.json whose status says how the run ended.
+    """
     started = time.perf_counter()
     validate_config(cfg)
-    run_dir = Path(cfg.output_dir)
-    _refuse_finished_run_dir(run_dir)
     console = Console(soft_wrap=True)
+    fingerprint = config_fingerprint(cfg)
+    plan = plan_run_dir(cfg, fingerprint)
+    if plan.run_dir != Path(cfg.output_dir):
+        move_run_log(Path(cfg.output_dir), plan.run_dir)
+        with open_dict(cfg):
+            cfg.output_dir = str(plan.run_dir)
+    if plan.finished is not None:
+        console.print(f"an identical run already finished in {plan.run_dir} ({plan.finished['status']}, "
+                      f"test_acc {plan.finished.get('test_acc')}); nothing to do", highlight=False)
+        return plan.finished
+    run_dir = plan.run_dir
     _print_config(console, cfg)
-
+    if cfg.trainer.get("deterministic"):
+        torch.use_deterministic_algorithms(True)
     torch.manual_seed(cfg.seed)
     device = resolve_device(cfg.trainer.device)
-    data = build_data(cfg.data, device, cfg.seed)
     model = build_model(cfg.model, cfg.data).to(device)
-    params = sum(p.numel() for p in model.parameters())
+    data = build_data(cfg.data, device, cfg.seed)
     optimizer = hydra.utils.instantiate(cfg.optimizer)(model.parameters())
     steps_per_epoch = min(len(data.train), cfg.trainer.max_steps_per_epoch or len(data.train))
     scheduler = hydra.utils.instantiate(cfg.scheduler)(
         optimizer, total_steps=steps_per_epoch * cfg.trainer.epochs, steps_per_epoch=steps_per_epoch)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.trainer.label_smoothing)
-    console.print(
-        f"[bold]{cfg.model.name}[/] on [bold]{cfg.data.name}[/]: {params:,} parameters, "
-        f"{data.train.num_examples:,} train / {data.val.num_examples:,} val"
-        f"{' (= test)' if data.val_is_test else ''} / {data.test.num_examples:,} test images "
-        f"of {'x'.join(map(str, data.input_shape))}, device {device}, run dir {run_dir}", highlight=False)
-
-    job = _sweep_job()
-    if job:
-        console.print(job, style="bold", highlight=False)
-    logger = RunLogger(run_dir, console)
+    setup = TrainSetup(model, optimizer, loss_fn, scheduler, cfg.trainer.grad_clip)
+    state = restore(plan.checkpoint, setup, data, cfg) if plan.checkpoint else None
+    summary = {
+        "model": cfg.model.name, "dataset": cfg.data.name, "params": sum(p.numel() for p in model.parameters()),
+        "device": str(device), "status": "running", "seed": cfg.seed, "input_shape": list(data.input_shape),
+        "num_train": data.train.num_examples, "num_val": data.val.num_examples,
+        "num_test": data.test.num_examples, "val_is_test": data.val_is_test, "overrides": _overrides(),
+        "fingerprint": fingerprint,
+    }
+    save_json(run_dir / SUMMARY_FILE, summary)
+    _print_header(console, cfg, summary, run_dir, state)
+    logger = RunLogger(run_dir, console, resume_epoch=state.epoch if state else None)
     try:
-        result = fit(model, data, optimizer, scheduler, loss_fn, cfg, logger)
-        best = load_checkpoint(run_dir / "checkpoints" / "best.pt", map_location=device)
-        model.load_state_dict(best["model"])
-        test, confusion = evaluate_with_confusion(model, data.test, loss_fn, len(data.classes), prefix="test")
-        per_class = per_class_accuracy(confusion, data.classes)
-        logger.log_test(test, step=result["epochs_run"])
-        logger.log_figure("test/confusion_matrix", confusion_figure(confusion, data.classes), result["epochs_run"])
+        with stop_on_signals() as stop:
+            result = fit(setup, data, cfg, logger, state, stop)
+        test, per_class = _test_best(setup, data, run_dir, device, logger, result["epochs_run"])
         logger.log_hparams(hparams(cfg), {"best_val_acc": result["best_val_acc"], "test_acc": test["test/acc"]})
+    except BaseException as err:
+        summary.update(status=_status_of(err), error=str(err).splitlines()[0] if str(err) else type(err).__name__,
+                       wall_s=round(time.perf_counter() - started, 3))
+        save_json(run_dir / SUMMARY_FILE, summary)
+        raise
     finally:
         logger.close()
-    print_per_class(console, per_class, confusion, title="per-class test accuracy (best checkpoint)")
-
-    summary = {
-        "model": cfg.model.name,
-        "dataset": cfg.data.name,
-        "params": params,
-        "epochs_run": result["epochs_run"],
-        "best_epoch": result["best_epoch"],
-        "best_val_acc": result["best_val_acc"],
-        "test_acc": test["test/acc"],
-        "test_loss": test["test/loss"],
-        "stopped_early": result["stopped_early"],
-        "train_examples_per_s": result["train_examples_per_s"],
-        "wall_s": round(time.perf_counter() - started, 3),
-        "device": str(device),
-        "status": "completed",
-        "seed": cfg.seed,
-        "input_shape": list(data.input_shape),
-        "num_train": data.train.num_examples,
-        "num_val": data.val.num_examples,
-        "num_test": data.test.num_examples,
-        "val_is_test": data.val_is_test,
-        "overrides": _overrides(),
-        "per_class_acc": per_class,
-    }
+    summary.update(result, test_acc=test["test/acc"], test_loss=test["test/loss"], status="completed",
+                   wall_s=round(time.perf_counter() - started, 3), per_class_acc=per_class)
     save_json(run_dir / SUMMARY_FILE, summary)
     console.print(f"test/acc {summary['test_acc']:.4f} (best epoch {summary['best_epoch']}, "
                   f"val/acc {summary['best_val_acc']:.4f}) in {summary['wall_s']:.1f}s; "
@@ -104,10 +99,64 @@ def run(cfg: DictConfig) -> dict:
     return summary
 
 
-def _refuse_finished_run_dir(run_dir: Path) -> None:
-    # Two runs must never write into one directory (for example two launches in the same second).
-    if (run_dir / SUMMARY_FILE).exists() or (run_dir / "checkpoints").exists():
-        raise ConfigError(f"output_dir {run_dir} already holds a run; choose another hydra.run.dir")
+def _test_best(setup: TrainSetup, data, run_dir: Path, device: torch.device, logger: RunLogger, step: int):
+    """Reload best.pt and evaluate it on the test set: metrics, per-class accuracy, confusion image."""
+    best = load_checkpoint(run_dir / "checkpoints" / "best.pt", map_location=device)
+    setup.model.load_state_dict(best["model"])
+    test, confusion = evaluate_with_confusion(setup.model, data.test, setup.loss_fn, len(data.classes),
+                                              prefix="test")
+    per_class = per_class_accuracy(confusion, data.classes)
+    logger.log_test(test, step=step)
+    logger.log_figure("test/confusion_matrix", confusion_figure(confusion, data.classes), step)
+    print_per_class(logger.console, per_class, confusion, title="per-class test accuracy (best checkpoint)")
+    return test, per_class
+
+
+def _status_of(err: BaseException) -> str:
+    if isinstance(err, Diverged):
+        return "diverged"
+    if isinstance(err, Interrupted | KeyboardInterrupt):
+        return "interrupted"
+    return "failed"
+
+
+@contextmanager
+def stop_on_signals():
+    """SIGINT/SIGTERM ask the loop to stop after the current step; a second SIGINT stops at once."""
+    stop = StopFlag()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+
+    def handle(signum, frame):
+        if stop.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        stop.signal_name = signal.Signals(signum).name
+        print(f"{stop.signal_name} received: finishing the current step and saving last.pt "
+              "(Ctrl-C again to abort at once)", file=sys.stderr, flush=True)
+
+    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _print_header(console: Console, cfg: DictConfig, summary: dict, run_dir: Path, state) -> None:
+    val = f"{summary['num_val']:,} val{' (= test)' if summary['val_is_test'] else ''}"
+    console.print(
+        f"[bold]{cfg.model.name}[/] on [bold]{cfg.data.name}[/]: {summary['params']:,} parameters, "
+        f"{summary['num_train']:,} train / {val} / {summary['num_test']:,} test images of "
+        f"{'x'.join(map(str, summary['input_shape']))}, device {summary['device']}, run dir {run_dir}",
+        highlight=False)
+    if state is not None:
+        where = f"epoch {state.epoch + 1}, step {state.cursor.steps_done + 1}" if state.cursor else \
+            f"epoch {state.epoch + 1}"
+        console.print(f"resuming at {where} (best val/acc so far {state.stopper.best:.4f})", highlight=False)
+    job = _sweep_job()
+    if job:
+        console.print(job, style="bold", highlight=False)
 
 
 def _print_config(console: Console, cfg: DictConfig) -> None:
@@ -172,7 +221,16 @@ def main(cfg: DictConfig) -> float:
     except CnnbenchError as err:
         log.debug("run stopped by %s", type(err).__name__, exc_info=True)
         print(f"error: {err}", file=sys.stderr)
+        _record_failure(Path(cfg.output_dir), err)
+        if _sweep_job() and not isinstance(err, Interrupted):
+            return float("nan")  # the other jobs go on; the sweep's exit code and the report show this one
         sys.exit(err.exit_code)
+
+
+def _record_failure(run_dir: Path, err: CnnbenchError) -> None:
+    """A run that stopped before writing its summary (bad config, missing data) still leaves one."""
+    if not (run_dir / SUMMARY_FILE).exists() and run_dir.is_dir():
+        save_json(run_dir / SUMMARY_FILE, {"status": _status_of(err), "error": str(err), "overrides": _overrides()})
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from cnnbench.data import build_data, split_train_val
 from cnnbench.data.sources import ImageSet, load_source
 from cnnbench.data.transforms import BatchTransform, random_crop, random_flip
 from cnnbench.errors import DataError
+from tests.conftest import random_images, run_cli, write_idx
 
 CPU = torch.device("cpu")
 
@@ -149,3 +150,116 @@ def test_permute_pixels_applies_one_fixed_permutation_to_train_and_test(make_cfg
         assert torch.equal(after.flatten(2), before.flatten(2)[:, :, permutation])
     again = build_data(make_cfg(["data=synthetic", "data.permute_pixels=true"]).data, CPU, seed=5)
     assert torch.equal(again.test.images, shuffled.test.images)  # the same permutation whatever the run seed
+
+
+# --- damaged files: one line naming the file and what is wrong --------------------------------------------
+
+def load_mnist(make_cfg, root, download: bool = False):
+    return load_source(make_cfg(["data=mnist", f"data.root={root}", f"data.download={download}"]).data)
+
+
+def damaged_file_message(make_cfg, root, download: bool = False) -> str:
+    with pytest.raises(DataError) as err:
+        load_mnist(make_cfg, root, download)
+    message = str(err.value)
+    assert "\n" not in message
+    return message
+
+
+def test_truncated_idx_file_names_the_file_and_both_sizes(make_cfg, mnist_root):
+    images = mnist_root / "MNIST" / "raw" / "train-images-idx3-ubyte"
+    images.write_bytes(images.read_bytes()[:1000])
+    message = damaged_file_message(make_cfg, mnist_root)
+    assert message.startswith(f"{images}: wrong size (1,000 bytes; the header promises 235,216)")  # 16 + 300*28*28
+    assert "data.download=true" in message
+
+
+def test_bad_magic_number_names_the_file_and_the_expected_magic(make_cfg, mnist_root):
+    labels = mnist_root / "MNIST" / "raw" / "t10k-labels-idx1-ubyte"
+    labels.write_bytes(b"\x00\x00\x12\x34" + labels.read_bytes()[4:])
+    message = damaged_file_message(make_cfg, mnist_root)
+    assert message.startswith(f"{labels}: bad header (magic 0x00001234, expected 0x00000801 for an IDX label file)")
+
+
+def test_images_of_the_wrong_size_are_refused(make_cfg, mnist_root):
+    images = mnist_root / "MNIST" / "raw" / "t10k-images-idx3-ubyte"
+    write_idx(images, random_images(100, (32, 32), seed=3)[0])
+    message = damaged_file_message(make_cfg, mnist_root)
+    assert message.startswith(f"{images}: bad header (images of 32x32, expected 28x28)")
+
+
+def test_label_count_must_match_the_image_count(make_cfg, mnist_root):
+    labels = mnist_root / "MNIST" / "raw" / "train-labels-idx1-ubyte"
+    write_idx(labels, random_images(299, (28, 28), seed=0)[1])
+    message = damaged_file_message(make_cfg, mnist_root)
+    assert message.startswith(f"{labels}: 299 labels for the 300 images of train-images-idx3-ubyte")
+
+
+def test_damaged_file_is_reported_even_with_download_true(make_cfg, mnist_root, monkeypatch):
+    # every file is present, so torchvision would not download anything and would read the damaged file
+    monkeypatch.setattr(MNIST, "mirrors", ["http://127.0.0.1:9/"])
+    images = mnist_root / "MNIST" / "raw" / "train-images-idx3-ubyte"
+    damaged = images.read_bytes()[:-1]
+    images.write_bytes(damaged)
+    message = damaged_file_message(make_cfg, mnist_root, download=True)
+    assert message.startswith(f"{images}: wrong size (235,215 bytes; the header promises 235,216)")
+    assert images.read_bytes() == damaged  # nothing overwritten
+
+
+def test_damaged_file_beside_a_missing_one_is_named_when_the_download_fails(make_cfg, mnist_root, monkeypatch):
+    monkeypatch.setattr(MNIST, "mirrors", ["http://127.0.0.1:9/"])
+    raw = mnist_root / "MNIST" / "raw"
+    (raw / "t10k-labels-idx1-ubyte").unlink()
+    images = raw / "train-images-idx3-ubyte"
+    images.write_bytes(images.read_bytes()[:500])
+    message = damaged_file_message(make_cfg, mnist_root, download=True)
+    assert message.startswith(f"{images}: wrong size (500 bytes") and "downloading a fresh copy failed" in message
+
+
+def test_sound_files_pass_the_checks(make_cfg, mnist_root):
+    from cnnbench.data.sources import TORCHVISION_DATASETS, idx_problem
+
+    assert idx_problem(str(mnist_root / "MNIST" / "raw"), TORCHVISION_DATASETS["mnist"][2]) is None
+    assert len(load_mnist(make_cfg, mnist_root).train) == 300
+
+
+def cifar_message(make_cfg, root) -> str:
+    cfg = make_cfg(["data=cifar10", f"data.root={root}", "data.download=false"])
+    with pytest.raises(DataError) as err:
+        load_source(cfg.data)
+    message = str(err.value)
+    assert "\n" not in message
+    return message
+
+
+def test_truncated_cifar_batch_fails_its_checksum_by_name(make_cfg, cifar_root):
+    batch = cifar_root / "cifar-10-batches-py" / "data_batch_3"
+    batch.write_bytes(batch.read_bytes()[:2000])
+    message = cifar_message(make_cfg, cifar_root)
+    assert message.startswith(f"{batch}: fails its MD5 checksum") and "data.download=true" in message
+
+
+def test_cifar_batch_that_cannot_be_unpickled_is_named(make_cfg, cifar_root, monkeypatch):
+    import hashlib
+
+    from torchvision.datasets import CIFAR10
+
+    batch = cifar_root / "cifar-10-batches-py" / "test_batch"
+    batch.write_bytes(batch.read_bytes()[:2000])
+    monkeypatch.setattr(CIFAR10, "test_list", [["test_batch", hashlib.md5(batch.read_bytes()).hexdigest()]])
+    message = cifar_message(make_cfg, cifar_root)
+    assert message.startswith(f"{batch}: cannot be unpickled")
+
+
+def test_damaged_file_on_the_command_line_is_one_line_and_exit_code_1(mnist_root, tmp_path):
+    images = mnist_root / "MNIST" / "raw" / "train-images-idx3-ubyte"
+    damaged = images.read_bytes()[:1000]
+    images.write_bytes(damaged)
+    run_dir = tmp_path / "run"
+    result = run_cli("data=mnist", f"data.root={mnist_root}", "data.download=false", "trainer.device=cpu",
+                     f"hydra.run.dir={run_dir}")
+    assert result.returncode == 1
+    assert "Traceback" not in result.stdout + result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and f"{images}: wrong size (1,000 bytes" in lines[0], result.stderr
+    assert images.read_bytes() == damaged and not (run_dir / "checkpoints").exists()

@@ -35,10 +35,19 @@ class DeviceLoader:
     def num_examples(self) -> int:
         return len(self.labels)
 
+    def draw_order(self) -> torch.Tensor | None:
+        """A new epoch's permutation (None when not shuffling)."""
+        if not self.shuffle:
+            return None
+        return torch.randperm(len(self.labels), device=self.device, generator=self.generator)
+
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        return self.batches(self.draw_order())
+
+    def batches(self, order: torch.Tensor | None, start_step: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The batches of one epoch in `order`, from batch number `start_step` on (to finish a resumed epoch)."""
         n = len(self.labels)
-        order = torch.randperm(n, device=self.device, generator=self.generator) if self.shuffle else None
-        for start in range(0, n, self.batch_size):
+        for start in range(start_step * self.batch_size, n, self.batch_size):
             if order is None:
                 images = self.images[start:start + self.batch_size]
                 labels = self.labels[start:start + self.batch_size]

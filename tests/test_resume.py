@@ -1,0 +1,212 @@
+"""Interrupt and resume exactly, stop cleanly on divergence, never lose what a run already wrote."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+
+import pytest
+import torch
+import torch.nn as nn
+
+import cnnbench.engine as engine
+import cnnbench.train as train_module
+from cnnbench.engine import Diverged, StopFlag
+from cnnbench.fit import Interrupted
+from cnnbench.train import run
+from tests.conftest import REPO, TINY_RUN, run_cli
+
+# Long enough epochs (19 steps) that an interruption can land in the middle of one.
+RESUMABLE = [*TINY_RUN, "data.num_train=1300", "trainer.epochs=3", "trainer.deterministic=true",
+             "data.augment=true", "trainer.patience=0"]
+EXACT_COLUMNS = ("epoch", "lr", "train/loss", "train/acc", "val/loss", "val/acc", "val/acc_best")
+
+
+def exact_rows(run_dir):
+    with open(run_dir / "metrics.csv") as f:
+        return [{k: row[k] for k in EXACT_COLUMNS} for row in csv.DictReader(f)]
+
+
+def outcome(summary):
+    keys = ("epochs_run", "best_epoch", "best_val_acc", "test_acc", "test_loss", "per_class_acc", "status")
+    return {k: summary[k] for k in keys}
+
+
+@contextmanager
+def stop_after(step_count: int, monkeypatch):
+    """Ask the training loop to stop after `step_count` optimizer steps, as SIGINT would."""
+    flag = StopFlag()
+    calls = {"n": 0}
+    real_step = engine.training_step
+
+    def counting_step(*args, **kwargs):
+        result = real_step(*args, **kwargs)
+        calls["n"] += 1
+        if calls["n"] == step_count:
+            flag.signal_name = "SIGINT"
+        return result
+
+    @contextmanager
+    def fake_signals():
+        yield flag
+
+    real_signals = train_module.stop_on_signals
+    monkeypatch.setattr(engine, "training_step", counting_step)
+    monkeypatch.setattr(train_module, "stop_on_signals", fake_signals)
+    yield
+    monkeypatch.setattr(engine, "training_step", real_step)
+    monkeypatch.setattr(train_module, "stop_on_signals", real_signals)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    from hydra import compose, initialize_config_dir
+    from omegaconf import open_dict
+
+    from cnnbench import CONF_DIR
+
+    with initialize_config_dir(CONF_DIR, version_base=None):
+        cfg = compose("config", overrides=RESUMABLE)
+    run_dir = tmp_path_factory.mktemp("uninterrupted")
+    with open_dict(cfg):
+        cfg.output_dir = str(run_dir)
+    return run_dir, run(cfg)
+
+
+@pytest.mark.parametrize("stop_at_step", [1, 19, 25, 57])  # first step, end of epoch 1, mid epoch 2, last step
+def test_interrupted_then_resumed_run_matches_an_uninterrupted_one(make_cfg, tmp_path, monkeypatch, uninterrupted,
+                                                                   stop_at_step):
+    reference_dir, reference = uninterrupted
+    run_dir = tmp_path / "run"
+    with stop_after(stop_at_step, monkeypatch), pytest.raises(Interrupted) as stopped:
+        run(make_cfg(RESUMABLE, output_dir=run_dir))
+    assert stopped.value.exit_code == 130
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "interrupted"
+
+    resumed = run(make_cfg([*RESUMABLE, f"trainer.resume={run_dir}"], output_dir=tmp_path / "fresh"))
+    assert not (tmp_path / "fresh").exists()  # the resumed run stays in its own directory
+    assert outcome(resumed) == outcome(reference)
+    assert exact_rows(run_dir) == exact_rows(reference_dir)  # value by value, no duplicate rows
+    from tests.test_train import scalars
+
+    steps = [step for step, _ in scalars(run_dir)["val/acc"]]
+    assert steps == [1, 2, 3]  # TensorBoard continues the same curve without duplicate steps
+
+
+def test_sigint_to_a_real_training_process_then_resume(tmp_path, uninterrupted):
+    reference_dir, reference = uninterrupted
+    run_dir = tmp_path / "run"
+    args = [sys.executable, "-m", "cnnbench", *RESUMABLE, "trainer.epochs=3", f"hydra.run.dir={run_dir}"]
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    process = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and process.poll() is None:
+        if (run_dir / "metrics.csv").exists() and len((run_dir / "metrics.csv").read_text().splitlines()) >= 2:
+            process.send_signal(signal.SIGINT)  # after the first epoch
+            break
+        time.sleep(0.01)
+    _, err = process.communicate(timeout=120)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    if process.returncode == 0:
+        pytest.skip("the run finished before the signal arrived")  # a very fast machine
+    assert process.returncode == 130 and summary["status"] == "interrupted"
+    assert "Traceback" not in err and "trainer.resume=" in err
+
+    result = run_cli(*RESUMABLE, f"trainer.resume={run_dir}", f"hydra.run.dir={run_dir}")
+    assert result.returncode == 0, result.stderr
+    assert outcome(json.loads((run_dir / "summary.json").read_text())) == outcome(reference)
+    assert exact_rows(run_dir) == exact_rows(reference_dir)
+
+
+class NaNAfter(nn.CrossEntropyLoss):
+    """Cross-entropy that turns NaN from the 12th training call on (evaluation calls are not counted)."""
+
+    calls = 0
+
+    def forward(self, logits, labels):
+        loss = super().forward(logits, labels)
+        if torch.is_grad_enabled():
+            NaNAfter.calls += 1
+            if NaNAfter.calls >= 12:
+                return loss * float("nan")
+        return loss
+
+
+def test_nan_loss_stops_the_run_as_diverged_and_keeps_the_last_good_state(make_cfg, tmp_path, monkeypatch):
+    NaNAfter.calls = 0
+    monkeypatch.setattr(train_module.nn, "CrossEntropyLoss", NaNAfter)
+    run_dir = tmp_path / "run"
+    with pytest.raises(Diverged) as diverged:  # 6 steps per epoch: the 12th is epoch 2, step 6
+        run(make_cfg([*TINY_RUN, "trainer.epochs=5", "trainer.progress_every=1"], output_dir=run_dir))
+    assert "epoch 2, step 6" in str(diverged.value) and "optimizer.lr" in str(diverged.value)
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "diverged"
+    from cnnbench.checkpoint import load_checkpoint
+
+    last = load_checkpoint(run_dir / "checkpoints" / "last.pt")
+    best = load_checkpoint(run_dir / "checkpoints" / "best.pt")
+    assert last["epoch"] == 1 and best["epoch"] == 1
+    assert all(torch.isfinite(v).all() for v in last["model"].values() if v.is_floating_point())
+
+
+def test_divergence_on_the_command_line_is_one_line(tmp_path):
+    result = run_cli(*TINY_RUN, "optimizer.lr=1e30", "trainer.progress_every=1", f"hydra.run.dir={tmp_path / 'r'}")
+    assert result.returncode == 1 and "Traceback" not in result.stdout + result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "diverged at epoch 1" in lines[0]
+
+
+def test_truncated_last_pt_is_refused_and_left_as_it_is(make_cfg, tmp_path):
+    run_dir = tmp_path / "run"
+    run(make_cfg(TINY_RUN, output_dir=run_dir))
+    last = run_dir / "checkpoints" / "last.pt"
+    last.write_bytes(last.read_bytes()[:1000])
+    before = last.read_bytes()
+    result = run_cli(*TINY_RUN, f"trainer.resume={run_dir}", f"hydra.run.dir={tmp_path / 'other'}")
+    assert result.returncode != 0 and "Traceback" not in result.stdout + result.stderr
+    assert str(last) in result.stderr and "truncated" in result.stderr
+    assert len([x for x in result.stderr.splitlines() if x.strip()]) == 1
+    assert last.read_bytes() == before
+
+
+def test_checkpoint_of_another_model_is_refused(make_cfg, tmp_path):
+    run_dir = tmp_path / "run"
+    run(make_cfg(TINY_RUN, output_dir=run_dir))
+    before = (run_dir / "summary.json").read_bytes()
+    result = run_cli(*TINY_RUN, "model=lenet", f"trainer.resume={run_dir}", f"hydra.run.dir={tmp_path / 'other'}")
+    assert result.returncode != 0 and "Traceback" not in result.stdout + result.stderr
+    assert "lenet5" in result.stderr and "model" in result.stderr
+    assert (run_dir / "summary.json").read_bytes() == before
+
+
+def test_foreign_pt_file_is_refused(make_cfg, tmp_path):
+    foreign = tmp_path / "weights.pt"
+    torch.save({"something": torch.zeros(3)}, foreign)
+    with pytest.raises(Exception, match="not a cnnbench checkpoint"):
+        run(make_cfg([*TINY_RUN, f"trainer.resume={foreign}"], output_dir=tmp_path / "run"))
+
+
+def test_sweep_with_a_failing_job_finishes_the_others_then_resume_auto_skips_them(tmp_path):
+    sweep = tmp_path / "sweep"
+    sweep_args = ["-m", *TINY_RUN, "optimizer.lr=0.01,-1,0.05", f"hydra.sweep.dir={sweep}"]
+    result = run_cli(*sweep_args)
+    assert result.returncode == 1  # a job failed: the sweep says so
+    statuses = {p.parent.name: json.loads(p.read_text())["status"] for p in sweep.glob("*/summary.json")}
+    assert statuses == {"0": "completed", "1": "failed", "2": "completed"}
+    assert "3 jobs, 2 completed, 1 failed" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+
+    job2 = json.loads((sweep / "2" / "summary.json").read_text())
+    job2["status"] = "interrupted"  # as if job 2 had been stopped: auto must pick it up, not start over
+    (sweep / "2" / "summary.json").write_text(json.dumps(job2))
+    finished_ckpt = (sweep / "0" / "checkpoints" / "last.pt").stat().st_mtime_ns
+    again = run_cli(*sweep_args, "trainer.resume=auto")  # the same sweep command, with resume=auto
+    assert again.returncode == 1  # job 1 still fails
+    assert "already finished" in again.stdout and "resuming at epoch" in again.stdout
+    assert (sweep / "0" / "checkpoints" / "last.pt").stat().st_mtime_ns == finished_ckpt  # not trained again
+    assert json.loads((sweep / "2" / "summary.json").read_text())["status"] == "completed"

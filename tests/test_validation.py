@@ -1,0 +1,172 @@
+"""Config validation: every bad value or unknown key stops the run before any work, with one line naming it."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from cnnbench.config import validate_config
+from cnnbench.errors import ConfigError
+from cnnbench.models import build_model
+from tests.conftest import TINY_RUN, run_cli
+
+NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+
+
+def tiny_run_with(*overrides: str) -> list[str]:
+    """TINY_RUN with `overrides` replacing its entries for the same keys; another `data=` drops its data.* too."""
+    keys = {o.lstrip("+").split("=", 1)[0] for o in overrides}
+
+    def replaced(entry: str) -> bool:
+        key = entry.split("=", 1)[0]
+        return key in keys or ("data" in keys and key.startswith("data."))
+
+    return [o for o in TINY_RUN if not replaced(o)] + list(overrides)
+
+
+# overrides -> fragments the one-line message must contain (the key with its value, and what is allowed).
+# test_cli.py already covers optimizer.lr=0, data.batch_size=0, trainer.epochs=0, trainer.device=cuda and
+# trainer.patience=-1 on the command line; here they are checked in-process below.
+CLI_CASES = [
+    (["optimizer.momentum=1.5"], ["optimizer.momentum=1.5", "a number in [0, 1)"]),
+    (["optimizer.nesterov=true", "optimizer.momentum=0"], ["optimizer.nesterov=true", "momentum > 0"]),
+    (["optimizer=adam", "optimizer.betas=[0.9,1.2]"], ["optimizer.betas=[0.9,1.2]", "two numbers in [0, 1)"]),
+    (["data.val_split=-1"], ["data.val_split=-1", "a count >= 0 or a fraction in (0, 1)"]),
+    (["data.resize=0"], ["data.resize=0", "an integer >= 1, or null"]),
+    (["data.mean=[0.5,0.5]"], ["data.mean=[0.5,0.5]", "1 number(s) in [0, 1]", "data.in_chans=1"]),
+    (["data.std=[0]"], ["data.std=[0]", "1 number(s) > 0"]),
+    (["trainer.label_smoothing=1"], ["trainer.label_smoothing=1", "a number in [0, 1)"]),
+    (["trainer.grad_clip=0"], ["trainer.grad_clip=0", "a number > 0, or null"]),
+    (["trainer.device=tpu"], ["trainer.device=tpu", "auto, cpu, cuda, cuda:N or mps"]),
+    (["scheduler=step", "scheduler.gamma=0"], ["scheduler.gamma=0", "a number in (0, 1]"]),
+    (["scheduler.warmup_epochs=-1"], ["scheduler.warmup_epochs=-1", "a number >= 0"]),
+    (["model=alexnet", "data=digits"], ["alexnet", "65x65", "data.resize=224"]),
+    (["+trainer.epoch=3"], ["trainer.epoch is not a config key", "did you mean trainer.epochs?"]),
+    (["model=vgg11", "+model.widht_div=2"], ["model.widht_div is not a config key", "did you mean model.width_div?"]),
+    (["model.init=he"], ["model.init=he", "default, xavier, kaiming"]),
+]
+
+
+@pytest.mark.parametrize(("overrides", "fragments"), CLI_CASES, ids=[" ".join(o) for o, _ in CLI_CASES])
+def test_bad_config_on_the_command_line_is_one_line_and_exit_code_2(tmp_path, overrides, fragments):
+    run_dir = tmp_path / "run"
+    result = run_cli(*tiny_run_with(*overrides), f"hydra.run.dir={run_dir}")
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+    assert not (run_dir / "checkpoints").exists()
+
+
+# In-process, one or more per rule family: overrides -> fragments of the message.
+RULE_CASES = [
+    # top level and trainer
+    (["seed=abc"], ["seed=abc is not allowed: expected an integer"]),
+    (["trainer.epochs=0"], ["trainer.epochs=0 is not allowed: expected an integer >= 1"]),
+    (["trainer.patience=-1"], ["trainer.patience=-1", "an integer >= 0, or null"]),
+    (["trainer.max_steps_per_epoch=0"], ["trainer.max_steps_per_epoch=0", "an integer >= 1"]),
+    (["trainer.label_smoothing=-0.1"], ["trainer.label_smoothing=-0.1", "[0, 1)"]),
+    (["trainer.grad_clip=-1"], ["trainer.grad_clip=-1", "> 0"]),
+    (["trainer.progress_every=0"], ["trainer.progress_every=0", ">= 1"]),
+    (["trainer.device=tpu"], ["trainer.device=tpu", "auto, cpu, cuda, cuda:N or mps"]),
+    (["trainer.deterministic=maybe"], ["trainer.deterministic=maybe", "true or false"]),
+    (["+trainer.epoch=3"], ["trainer.epoch is not a config key (did you mean trainer.epochs?)"]),
+    (["+seeed=1"], ["seeed is not a config key (did you mean seed?)"]),
+    # model
+    (["model.name=lenet55"], ["model.name=lenet55 is not allowed: expected one of", "lenet5"]),
+    (["model.init=he"], ["model.init=he is not allowed: expected one of default, xavier, kaiming"]),
+    (["model=alexnet", "data=digits"], ["alexnet needs inputs of at least 65x65 (got 28x28)", "data.resize"]),
+    (["model=nin", "data=fashion_mnist", "data.resize=32"], ["nin needs inputs", "data.resize"]),
+    (["model=mlp", "model.n_hidden=0"], ["model.n_hidden=0", "an integer >= 1"]),
+    (["model=resnet18", "model.stem=big"], ["model.stem=big", "small, imagenet"]),
+    (["model=vgg11", "data.resize=224", "model.width_div=3"], ["model.width_div=3", "divides 64"]),
+    (["model=vgg11", "+model.widht_div=2"], ["model.widht_div is not a config key (did you mean model.width_div?)"]),
+    (["+model.num_classes=5"], ["model.num_classes is not a config key"]),
+    # data
+    (["data.name=imagenet"], ["data.name=imagenet", "mnist, fashion_mnist, cifar10, digits, synthetic"]),
+    (["data.batch_size=0"], ["data.batch_size=0", "an integer >= 1"]),
+    (["data.eval_batch_size=-5"], ["data.eval_batch_size=-5", "an integer >= 1"]),
+    (["data.val_split=-1"], ["data.val_split=-1", "a count >= 0 or a fraction in (0, 1)"]),
+    (["data.val_split=1.5"], ["data.val_split=1.5", "a count >= 0 or a fraction in (0, 1)"]),
+    (["data.split_seed=-1"], ["data.split_seed=-1", "an integer >= 0"]),
+    (["data.resize=0"], ["data.resize=0", "an integer >= 1"]),
+    (["data.augment=yes"], ["data.augment=yes", "true or false"]),
+    (["data.permute_pixels=1"], ["data.permute_pixels=1", "true or false"]),
+    (["data.mean=[0.1,0.2]"], ["data.mean=[0.1,0.2]", "1 number(s) in [0, 1], one per channel"]),
+    (["data.std=[0]"], ["data.std=[0]", "1 number(s) > 0"]),
+    (["data=cifar10", "data.std=[0.2,0.2]"], ["data.std=[0.2,0.2]", "3 number(s) > 0"]),
+    (["data=mnist", "data.image_size=32"], ["data.image_size=32", "28 for data=mnist", "data.resize"]),
+    (["data=cifar10", "data.in_chans=1"], ["data.in_chans=1", "3 for data=cifar10"]),
+    (["data=mnist", "data.download=maybe"], ["data.download=maybe", "true or false"]),
+    (["data=synthetic", "data.num_train=0"], ["data.num_train=0", "an integer >= 1"]),
+    (["data=synthetic", "data.noise=-1"], ["data.noise=-1", "a number >= 0"]),
+    (["+data.root=elsewhere"], ["data.root is not a config key"]),  # digits has no files
+    (["+data.batchsize=8"], ["data.batchsize is not a config key (did you mean data.batch_size?)"]),
+    # optimizer
+    (["optimizer.lr=0"], ["optimizer.lr=0 is not allowed: expected a number > 0"]),
+    (["optimizer.lr=nan"], ["optimizer.lr=nan", "a number > 0"]),
+    (["optimizer.momentum=1.5"], ["optimizer.momentum=1.5", "[0, 1)"]),
+    (["optimizer.weight_decay=-1e-4"], ["optimizer.weight_decay=-0.0001", ">= 0"]),
+    (["optimizer.nesterov=true", "optimizer.momentum=0"], ["optimizer.nesterov=true is not allowed", "momentum > 0"]),
+    (["optimizer=adam", "optimizer.betas=[0.9,1.2]"], ["optimizer.betas=[0.9,1.2]", "two numbers in [0, 1)"]),
+    (["optimizer=adamw", "optimizer.betas=[0.9]"], ["optimizer.betas=[0.9]", "two numbers in [0, 1)"]),
+    (["+optimizer.betas=[0.9,0.99]"], ["optimizer.betas is not a config key"]),  # SGD has no betas
+    (["optimizer=adam", "+optimizer.momentum=0.9"], ["optimizer.momentum is not a config key"]),
+    # scheduler
+    (["scheduler=step", "scheduler.gamma=0"], ["scheduler.gamma=0", "a number in (0, 1]"]),
+    (["scheduler=step", "scheduler.step_epochs=0"], ["scheduler.step_epochs=0", "an integer >= 1"]),
+    (["scheduler.warmup_epochs=-1"], ["scheduler.warmup_epochs=-1", "a number >= 0"]),
+    (["scheduler.min_lr=-1"], ["scheduler.min_lr=-1", "a number >= 0"]),
+    (["scheduler=onecycle", "scheduler.pct_start=1"], ["scheduler.pct_start=1", "a number in (0, 1)"]),
+    (["scheduler=onecycle", "scheduler.div_factor=0"], ["scheduler.div_factor=0", "a number > 0"]),
+    (["scheduler=onecycle", "scheduler.final_div_factor=-1"], ["scheduler.final_div_factor=-1", "a number > 0"]),
+    (["scheduler=none", "+scheduler.min_lr=0"], ["scheduler.min_lr is not a config key"]),
+]
+
+
+@pytest.mark.parametrize(("overrides", "fragments"), RULE_CASES, ids=[" ".join(o) for o, _ in RULE_CASES])
+def test_validate_config_names_the_key_and_what_is_allowed(make_cfg, overrides, fragments):
+    with pytest.raises(ConfigError) as err:
+        validate_config(make_cfg(overrides))
+    message = str(err.value)
+    assert "\n" not in message
+    for fragment in fragments:
+        assert fragment in message, (fragment, message)
+
+
+@NO_CUDA
+def test_cuda_without_cuda_is_refused(make_cfg):
+    with pytest.raises(ConfigError, match=r"^trainer\.device=cuda is not allowed: expected one of auto, cpu .*CUDA"):
+        validate_config(make_cfg(["trainer.device=cuda"]))
+
+
+@pytest.mark.parametrize("overrides", [
+    [],
+    ["optimizer.nesterov=true", "optimizer.momentum=0.9"],
+    ["optimizer=adamw", "optimizer.betas=[0.0,0.5]"],
+    ["data.val_split=0"], ["data.val_split=100"], ["data.val_split=0.25"],
+    ["trainer.patience=null", "trainer.grad_clip=null", "trainer.max_steps_per_epoch=null"],
+    ["model=alexnet", "data=fashion_mnist", "data.resize=65"],
+    ["model=vgg11", "model.width_div=4", "data.resize=224", "model.init=xavier"],
+    ["data=synthetic", "data.in_chans=3", "data.mean=[0.5,0.5,0.5]", "data.std=[0.2,0.2,0.2]", "data.image_size=16"],
+])
+def test_good_configs_pass(make_cfg, overrides):
+    validate_config(make_cfg([*overrides, "trainer.device=cpu"]))
+
+
+def test_validation_builds_the_model_on_the_meta_device(make_cfg, monkeypatch):
+    # VGG-11 at 224 has 129M parameters: validation checks it fits the input without allocating them
+    import cnnbench.config
+
+    built = []
+
+    def spy(model_cfg, data_cfg):
+        model = build_model(model_cfg, data_cfg)
+        built.append(next(model.parameters()).device)
+        return model
+
+    monkeypatch.setattr(cnnbench.config, "build_model", spy)
+    validate_config(make_cfg(["experiment=d2l_vgg", "model.width_div=1", "trainer.device=cpu"]))
+    assert built == [torch.device("meta")]
