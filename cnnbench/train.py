@@ -52,10 +52,17 @@ def run(cfg: DictConfig) -> dict:
         console.print(f"an identical run already finished in {plan.run_dir} ({plan.finished['status']}, "
                       f"test_acc {plan.finished.get('test_acc')}); nothing to do", highlight=False)
         return plan.finished
-    run_dir = plan.run_dir
     _print_config(console, cfg)
-    if cfg.trainer.get("deterministic"):
-        torch.use_deterministic_algorithms(True)
+    deterministic_before = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(bool(cfg.trainer.get("deterministic")))
+    try:
+        return _train_and_test(cfg, console, plan, fingerprint, started)
+    finally:
+        torch.use_deterministic_algorithms(deterministic_before)
+
+
+def _train_and_test(cfg: DictConfig, console: Console, plan, fingerprint: str, started: float) -> dict:
+    run_dir = plan.run_dir
     torch.manual_seed(cfg.seed)
     device = resolve_device(cfg.trainer.device)
     model = build_model(cfg.model, cfg.data).to(device)
@@ -217,7 +224,7 @@ def hparams(cfg: DictConfig) -> dict[str, float | int | str | bool]:
 def main(cfg: DictConfig) -> float:
     """Hydra task function; returns the value a sweeper maximises (best validation accuracy)."""
     try:
-        return run(cfg)["best_val_acc"]
+        return run(cfg).get("best_val_acc", float("nan"))
     except CnnbenchError as err:
         log.debug("run stopped by %s", type(err).__name__, exc_info=True)
         print(f"error: {err}", file=sys.stderr)
