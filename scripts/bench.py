@@ -3,7 +3,8 @@
   seeds     the seeds' loop: a torchvision dataset (real IDX/CIFAR files in a temporary folder) with
             per-sample ToTensor/Normalize, a DataLoader with workers, eager fp32, `.item()` every step
   bare      a bare reference loop over one in-memory uint8 tensor: slice, scale, normalize, step;
-            no metrics, no logging (the floor of what this hardware does)
+            no metrics, no logging (the floor of what this hardware does), with the same images, split,
+            batch order and initial weights as cnnbench's run, so both compute exactly the same steps
   cnnbench  cnnbench's own training path as `python -m cnnbench` runs it (run(cfg): device loader,
             metrics, progress bar, logging, checkpoints), timed by its own train_examples_per_s
 
@@ -146,9 +147,15 @@ def cycle(iterable):
 
 
 def bare_loop(model_name, data_cfg, root: Path, images, labels, args, device) -> float:
-    """The floor: device-resident uint8 tensor, sliced, scaled and normalized per batch; nothing else."""
-    x_all = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous().to(device)
-    y_all = torch.from_numpy(labels).to(device)
+    """The floor: the same training images, split, batch order and initial weights as cnnbench's run, on a
+    device-resident uint8 tensor sliced, scaled and normalized per batch; no metrics, nothing else.
+    Like the run, epoch 1 (args.steps steps) warms up and epoch 2 is timed, each with a fresh permutation."""
+    from cnnbench.data import split_train_val
+    from cnnbench.data.sources import ImageSet
+
+    full = ImageSet(torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(labels))
+    train, _ = split_train_val(full, args.batch_size, split_seed=data_cfg.split_seed)
+    x_all, y_all = train.images.to(device), train.labels.to(device)
     transform = BatchTransform(data_cfg.mean, data_cfg.std, size=data_cfg.resize, augment=data_cfg.augment)
     generator = torch.Generator(device=device).manual_seed(0)
     model = make_model(model_name, data_cfg, device)
@@ -158,8 +165,8 @@ def bare_loop(model_name, data_cfg, root: Path, images, labels, args, device) ->
     def batches():
         while True:
             order = torch.randperm(len(y_all), device=device, generator=generator)
-            for start in range(0, len(order), args.batch_size):
-                index = order[start:start + args.batch_size]
+            for step in range(args.steps):
+                index = order[step * args.batch_size:(step + 1) * args.batch_size]
                 yield transform(x_all[index], generator), y_all[index]
 
     def step(x, y):
@@ -168,7 +175,7 @@ def bare_loop(model_name, data_cfg, root: Path, images, labels, args, device) ->
         optimizer.step()
 
     model.train()
-    return timed_steps(batches(), step, args.warmup, args.steps, device)
+    return timed_steps(batches(), step, args.steps, args.steps, device)
 
 
 def cnnbench_run(model_name, data_cfg, root: Path, images, labels, args, device) -> float:
