@@ -66,6 +66,8 @@ def _train_and_test(cfg: DictConfig, console: Console, plan, fingerprint: str, s
     torch.manual_seed(cfg.seed)
     device = resolve_device(cfg.trainer.device)
     model = build_model(cfg.model, cfg.data).to(device)
+    if cfg.trainer.get("channels_last", False):
+        model = model.to(memory_format=torch.channels_last)  # convolutions then produce NHWC activations
     data = build_data(cfg.data, device, cfg.seed)
     optimizer = hydra.utils.instantiate(cfg.optimizer)(model.parameters())
     steps_per_epoch = min(len(data.train), cfg.trainer.max_steps_per_epoch or len(data.train))

@@ -151,14 +151,17 @@ def bare_loop(model_name, data_cfg, root: Path, images, labels, args, device) ->
     device-resident uint8 tensor sliced, scaled and normalized per batch; no metrics, nothing else.
     Like the run, epoch 1 (args.steps steps) warms up and epoch 2 is timed, each with a fresh permutation."""
     from cnnbench.data import split_train_val
-    from cnnbench.data.sources import ImageSet
+    from cnnbench.data.sources import load_torchvision
 
-    full = ImageSet(torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(labels))
+    # The same reader as the run: tensor strides decide the memory format convolutions pick.
+    full = load_torchvision(dataset_name(data_cfg), str(root), download=False).train
     train, _ = split_train_val(full, args.batch_size, split_seed=data_cfg.split_seed)
     x_all, y_all = train.images.to(device), train.labels.to(device)
     transform = BatchTransform(data_cfg.mean, data_cfg.std, size=data_cfg.resize, augment=data_cfg.augment)
     generator = torch.Generator(device=device).manual_seed(0)
     model = make_model(model_name, data_cfg, device)
+    if args.channels_last:
+        model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     loss_fn = nn.CrossEntropyLoss()
 
@@ -182,8 +185,8 @@ def cnnbench_run(model_name, data_cfg, root: Path, images, labels, args, device)
     """run(cfg) on the same files: epoch 1 warms up, epoch 2 (args.steps steps) is timed by the run itself."""
     from cnnbench.train import run
 
-    name = "fashion_mnist" if data_cfg.in_chans == 1 else "cifar10"
-    overrides = [f"model={model_name}", f"data={name}", f"data.root={root}", "data.download=false",
+    overrides = [f"model={model_name}", f"data={dataset_name(data_cfg)}", f"trainer.channels_last={args.channels_last}",
+                 f"data.root={root}", "data.download=false",
                  f"data.val_split={args.batch_size}", f"data.batch_size={args.batch_size}",
                  f"data.augment={data_cfg.augment}", f"data.resize={data_cfg.resize or 'null'}",
                  f"data.mean={list(data_cfg.mean)}", f"data.std={list(data_cfg.std)}",
@@ -194,6 +197,11 @@ def cnnbench_run(model_name, data_cfg, root: Path, images, labels, args, device)
     with tempfile.TemporaryDirectory() as out, open_dict(cfg):
         cfg.output_dir = out
         return run(cfg)["train_examples_per_s"]
+
+
+def dataset_name(data_cfg) -> str:
+    """The torchvision dataset whose files write_torchvision_files made for this shape."""
+    return "fashion_mnist" if data_cfg.in_chans == 1 else "cifar10"
 
 
 WAYS = {"seeds": seeds_loop, "bare": bare_loop, "cnnbench": cnnbench_run}
@@ -210,6 +218,8 @@ def main() -> None:
     parser.add_argument("--augment", action="store_true")
     parser.add_argument("--resize", type=int, default=None)
     parser.add_argument("--workers", type=int, default=2, help="DataLoader workers of the seeds' loop")
+    parser.add_argument("--no-channels-last", dest="channels_last", action="store_false",
+                        help="NCHW instead of channels_last for the bare loop and cnnbench (trainer.channels_last)")
     parser.add_argument("--ways", default="seeds,bare,cnnbench")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved repetitions; the median is reported")
     parser.add_argument("--json", default="bench.json")
@@ -232,6 +242,7 @@ def main() -> None:
     report = {
         "model": args.model, "input_shape": [data_cfg.in_chans, *[data_cfg.resize or data_cfg.image_size] * 2],
         "batch_size": args.batch_size, "steps": args.steps, "augment": args.augment, "device": str(device),
+        "channels_last": args.channels_last,
         "torch": torch.__version__, "threads": torch.get_num_threads(),
         "cpu": platform.processor() or platform.machine(),
         "images_per_s": results, "rounds": args.rounds, "samples": samples,
@@ -249,7 +260,8 @@ def main() -> None:
 def print_table(report: dict) -> None:
     print(f"\n{report['model']}, batch {report['batch_size']}, {report['steps']} timed steps, "
           f"median of {report['rounds']} rounds, "
-          f"augment={report['augment']}, device {report['device']}, torch {report['torch']}, "
+          f"augment={report['augment']}, channels_last={report['channels_last']}, device {report['device']}, "
+          f"torch {report['torch']}, "
           f"{report['threads']} threads")
     print(f"{'way':>9} {'images/s':>10} {'vs seeds':>9} {'vs bare':>8}")
     for way, rate in report["images_per_s"].items():

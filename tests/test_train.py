@@ -181,3 +181,15 @@ def test_cli_default_layout_and_two_job_multirun(tmp_path):
     for job in ("0", "1"):
         assert (sweep / job / "run.log").is_file() and (sweep / job / ".hydra" / "config.yaml").is_file()
     assert "Launching 2 jobs" in result.stdout + result.stderr
+
+
+def test_channels_last_changes_the_layout_not_the_numbers(make_cfg, tmp_path):
+    nhwc = run(make_cfg([*TINY_RUN, "trainer.channels_last=true"], output_dir=tmp_path / "nhwc"))
+    nchw = run(make_cfg([*TINY_RUN, "trainer.channels_last=false"], output_dir=tmp_path / "nchw"))
+    assert nhwc["best_val_acc"] == pytest.approx(nchw["best_val_acc"], abs=0.03)
+    assert nhwc["test_loss"] == pytest.approx(nchw["test_loss"], rel=1e-3)
+    # the second conv has 6 input channels, so its layout is unambiguous
+    conv_nhwc = load_checkpoint(tmp_path / "nhwc" / "checkpoints" / "best.pt")["model"]["features.3.weight"]
+    conv_nchw = load_checkpoint(tmp_path / "nchw" / "checkpoints" / "best.pt")["model"]["features.3.weight"]
+    assert conv_nhwc.is_contiguous(memory_format=torch.channels_last) and not conv_nhwc.is_contiguous()
+    assert conv_nchw.is_contiguous()
