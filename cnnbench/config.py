@@ -90,6 +90,7 @@ RULES = (
          bool(DEVICE_PATTERN.match(v))),
     Rule("trainer.progress_every", "an integer >= 1", int_at_least(1)),
     Rule("trainer.channels_last", TRUE_OR_FALSE, is_bool),
+    Rule("trainer.amp", "auto, true or false", lambda v: v == "auto" or isinstance(v, bool)),
     Rule("trainer.resume", "null, auto or the path of a run directory or checkpoint", is_text, optional=True),
     Rule("trainer.deterministic", TRUE_OR_FALSE, is_bool),
     Rule("model.name", f"one of {', '.join(list_models())}", one_of(*list_models())),

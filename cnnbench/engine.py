@@ -25,6 +25,11 @@ class TrainSetup:
     loss_fn: nn.Module
     scheduler: object = None  # an LRScheduler stepped once per optimizer step
     grad_clip: float | None = None
+    amp: bool = False  # bf16 autocast for forward passes (trainer.amp)
+
+    def autocast(self):
+        device_type = next(self.model.parameters()).device.type
+        return torch.autocast(device_type, dtype=torch.bfloat16, enabled=self.amp)
 
 
 @dataclass
@@ -108,8 +113,9 @@ def train_one_epoch(setup: TrainSetup, loader, max_steps: int | None = None, cur
 
 
 def training_step(setup: TrainSetup, images: torch.Tensor, labels: torch.Tensor):
-    logits = setup.model(images)
-    loss = setup.loss_fn(logits, labels)
+    with setup.autocast():
+        logits = setup.model(images)
+        loss = setup.loss_fn(logits, labels)
     setup.optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if setup.grad_clip:

@@ -67,7 +67,8 @@ def fit(setup: TrainSetup, data, cfg: DictConfig, logger, state: FitState | None
             save_last(checkpoints / "last.pt", setup, data, state, config)
             raise Interrupted(stop.signal_name, epoch, state.cursor.steps_done, checkpoints / "last.pt")
         state.cursor = None
-        val = engine.evaluate(setup.model, data.val, setup.loss_fn, prefix="val")
+        with setup.autocast():
+            val = engine.evaluate(setup.model, data.val, setup.loss_fn, prefix="val")
         improved = state.stopper.update(val["val/acc"], epoch)
         state.train_examples.append(train["train/examples"])
         state.train_seconds.append(train["train/seconds"])

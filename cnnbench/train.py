@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 import signal
@@ -69,12 +70,15 @@ def _train_and_test(cfg: DictConfig, console: Console, plan, fingerprint: str, s
     if cfg.trainer.get("channels_last", False):
         model = model.to(memory_format=torch.channels_last)  # convolutions then produce NHWC activations
     data = build_data(cfg.data, device, cfg.seed)
-    optimizer = hydra.utils.instantiate(cfg.optimizer)(model.parameters())
+    optimizer = make_optimizer(cfg, model, device)
     steps_per_epoch = min(len(data.train), cfg.trainer.max_steps_per_epoch or len(data.train))
     scheduler = hydra.utils.instantiate(cfg.scheduler)(
         optimizer, total_steps=steps_per_epoch * cfg.trainer.epochs, steps_per_epoch=steps_per_epoch)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.trainer.label_smoothing)
-    setup = TrainSetup(model, optimizer, loss_fn, scheduler, cfg.trainer.grad_clip)
+    setup = TrainSetup(model, optimizer, loss_fn, scheduler, cfg.trainer.grad_clip,
+                       amp=use_amp(cfg.trainer.get("amp", "auto"), device))
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN pick the fastest kernels once
     state = restore(plan.checkpoint, setup, data, cfg) if plan.checkpoint else None
     summary = {
         "model": cfg.model.name, "dataset": cfg.data.name, "params": sum(p.numel() for p in model.parameters()),
@@ -112,13 +116,27 @@ def _test_best(setup: TrainSetup, data, run_dir: Path, device: torch.device, log
     """Reload best.pt and evaluate it on the test set: metrics, per-class accuracy, confusion image."""
     best = load_checkpoint(run_dir / "checkpoints" / "best.pt", map_location=device)
     setup.model.load_state_dict(best["model"])
-    test, confusion = evaluate_with_confusion(setup.model, data.test, setup.loss_fn, len(data.classes),
-                                              prefix="test")
+    with setup.autocast():
+        test, confusion = evaluate_with_confusion(setup.model, data.test, setup.loss_fn, len(data.classes),
+                                                  prefix="test")
     per_class = per_class_accuracy(confusion, data.classes)
     logger.log_test(test, step=step)
     logger.log_figure("test/confusion_matrix", confusion_figure(confusion, data.classes), step)
     print_per_class(logger.console, per_class, confusion, title="per-class test accuracy (best checkpoint)")
     return test, per_class
+
+
+def use_amp(setting, device: torch.device) -> bool:
+    """`trainer.amp`: auto = bf16 autocast on CUDA only; true/false force it (bf16 autocast works on CPUs too)."""
+    return device.type == "cuda" if setting == "auto" else bool(setting)
+
+
+def make_optimizer(cfg: DictConfig, model: nn.Module, device: torch.device) -> torch.optim.Optimizer:
+    """The configured optimizer; on CUDA its fused implementation (one kernel for the whole update)."""
+    partial = hydra.utils.instantiate(cfg.optimizer)
+    if device.type == "cuda" and "fused" in inspect.signature(partial.func).parameters:
+        return partial(model.parameters(), fused=True)
+    return partial(model.parameters())
 
 
 def _status_of(err: BaseException) -> str:

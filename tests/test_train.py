@@ -193,3 +193,12 @@ def test_channels_last_changes_the_layout_not_the_numbers(make_cfg, tmp_path):
     conv_nchw = load_checkpoint(tmp_path / "nchw" / "checkpoints" / "best.pt")["model"]["features.3.weight"]
     assert conv_nhwc.is_contiguous(memory_format=torch.channels_last) and not conv_nhwc.is_contiguous()
     assert conv_nchw.is_contiguous()
+
+
+def test_bf16_autocast_trains_on_the_cpu_too(make_cfg, tmp_path):
+    overrides = ["data=digits", "trainer.device=cpu", "trainer.epochs=3"]
+    amp = run(make_cfg([*overrides, "trainer.amp=true"], output_dir=tmp_path / "amp"))
+    fp32 = run(make_cfg([*overrides, "trainer.amp=false"], output_dir=tmp_path / "fp32"))
+    assert amp["status"] == "completed"
+    assert amp["test_acc"] == pytest.approx(fp32["test_acc"], abs=0.05)  # same training, bf16 rounding aside
+    assert amp["test_loss"] != fp32["test_loss"]  # autocast really ran
