@@ -101,11 +101,12 @@ def train_one_epoch(setup: TrainSetup, loader, max_steps: int | None = None, cur
         if step >= total:
             break
         if stop is not None and stop.requested:
+            watch.check()  # never save a diverged state as a resumable one
             seconds = cursor.seconds + time.perf_counter() - start
             return {"cursor": EpochCursor(cursor.order, step, loss_sum, correct, seen, seconds)}
     watch.check()
     return {
-        "train/loss": loss_sum.item() / seen,  # the one host sync of the epoch
+        "train/loss": loss_sum.item() / seen,  # the sums are read once, here
         "train/acc": correct.item() / seen,
         "train/examples": seen - cursor.seen,
         "train/seconds": time.perf_counter() - start,
