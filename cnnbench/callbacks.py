@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from collections import Counter
 from pathlib import Path
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
+
+from .resume import SUMMARY_FILE, read_summary
 
 
 class SweepSummary(Callback):
@@ -27,7 +28,5 @@ class SweepSummary(Callback):
 
 
 def job_status(job_dir: Path) -> str:
-    try:
-        return json.loads((job_dir / "summary.json").read_text()).get("status", "unknown")
-    except (OSError, ValueError):
-        return "incomplete"
+    summary = read_summary(job_dir / SUMMARY_FILE)
+    return "incomplete" if summary is None else summary.get("status", "unknown")

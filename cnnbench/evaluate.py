@@ -17,7 +17,7 @@ from omegaconf import OmegaConf
 from rich.console import Console
 from rich.table import Table
 
-from .errors import CnnbenchError, ConfigError
+from .errors import CnnbenchError, ConfigError, announce
 
 log = logging.getLogger(__name__)
 
@@ -124,9 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         run_dir, overrides = parse_args(sys.argv[1:] if argv is None else argv)
         evaluate_run(run_dir, overrides, Console(soft_wrap=True))
     except CnnbenchError as err:
-        log.debug("evaluate failed", exc_info=True)
-        print(f"error: {err}", file=sys.stderr)
-        return err.exit_code
+        return announce(err, log)
     return 0
 
 

@@ -29,7 +29,7 @@ from torch.overrides import TorchFunctionMode
 from torch.utils.flop_counter import FlopCounterMode
 
 from . import CONF_DIR
-from .errors import CnnbenchError, ConfigError
+from .errors import CnnbenchError, ConfigError, announce
 from .models import build_model
 from .models.build import model_input_size
 from .models.shapes import Window, effective_kernel_size, window_of
@@ -209,9 +209,7 @@ def main(cfg: DictConfig) -> None:
     try:
         run(cfg)
     except CnnbenchError as err:
-        log.debug("inspect stopped by %s", type(err).__name__, exc_info=True)
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(err.exit_code)
+        sys.exit(announce(err, log))
 
 
 if __name__ == "__main__":

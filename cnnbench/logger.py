@@ -10,6 +10,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from torch.utils.tensorboard import SummaryWriter
 
+from .checkpoint import atomic_write
+
 log = logging.getLogger(__name__)
 
 # Per-epoch metrics, in metrics.csv column order. TensorBoard tags are the same keys.
@@ -66,10 +68,11 @@ class RunLogger:
         with open(self.csv_path, newline="") as f:
             rows = list(csv.reader(f))
         kept = rows[:1] + [row for row in rows[1:] if row and int(row[0]) <= last_epoch]
-        tmp = self.csv_path.with_suffix(".csv.tmp")
-        with open(tmp, "w", newline="") as f:
-            csv.writer(f).writerows(kept)
-        tmp.replace(self.csv_path)
+        def write(tmp: str) -> None:
+            with open(tmp, "w", newline="") as f:
+                csv.writer(f).writerows(kept)
+
+        atomic_write(self.csv_path, write)
 
     def log_epoch(self, epoch: int, metrics: dict[str, float], is_best: bool) -> None:
         for key in EPOCH_KEYS:

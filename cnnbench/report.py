@@ -12,13 +12,12 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import os
 import re
 import statistics
 import sys
 import textwrap
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,7 +28,10 @@ from rich.console import Console
 from rich.table import Table
 
 from . import CONF_DIR
-from .errors import CnnbenchError
+from .checkpoint import atomic_write
+from .errors import CnnbenchError, announce
+
+log = logging.getLogger(__name__)
 
 USAGE = "usage: python -m cnnbench.report DIR [DIR ...] [report.out=DIR] [report.group_seeds=true] [report.sort=KEY]"
 ACCURACIES = ("best_val_acc", "test_acc")  # mean ± std when seeds are grouped; the other metrics are means
@@ -237,31 +239,19 @@ def render(rows: list[dict], sort: str) -> Table:
     return table
 
 
-@contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
-    """A temporary path beside `path` that replaces it once written, so a reader never sees half a file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def write_csv(rows: list[dict], path: Path) -> None:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)  # None is written as an empty field
-    with atomic_path(path) as tmp:
-        tmp.write_text(buffer.getvalue())
+    atomic_write(path, lambda tmp: Path(tmp).write_text(buffer.getvalue()))
 
 
 def write_markdown(rows: list[dict], path: Path) -> None:
     headers, cells = display(rows)
     lines = [headers, ["---:" if header in FORMATS else "---" for header in headers], *cells]
-    with atomic_path(path) as tmp:
-        tmp.write_text("".join("| " + " | ".join(c.replace("|", "\\|") for c in line) + " |\n" for line in lines))
+    text = "".join("| " + " | ".join(c.replace("|", "\\|") for c in line) + " |\n" for line in lines)
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
 
 def read_curve(path: Path) -> tuple[list[int], list[float]]:
@@ -350,8 +340,7 @@ def plot(runs: list[Run], rows: list[dict], path: Path) -> None:
     left, right = fig.subplots(1, 2)
     plot_curves(left, runs)
     plot_results(right, rows)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
 
 
 def write_report(runs: list[Run], rows: list[dict], out: Path) -> list[Path]:
@@ -383,8 +372,7 @@ def main(argv: list[str] | None = None) -> int:
         paths = write_report(runs, rows, Path(str(options.out)) if options.out is not None else dirs[0])
         print_report(rows, options.sort, paths)
     except CnnbenchError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return err.exit_code
+        return announce(err, log)
     except BrokenPipeError:  # `... | head` stopped reading: end quietly, as command-line tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1

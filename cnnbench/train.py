@@ -25,7 +25,7 @@ from .checkpoint import load_checkpoint, save_json
 from .config import resolve_device, validate_config
 from .data import build_data
 from .engine import Diverged, StopFlag, TrainSetup, evaluate_with_confusion
-from .errors import CnnbenchError
+from .errors import CnnbenchError, announce
 from .evaluate import confusion_figure, per_class_accuracy, print_per_class
 from .fit import Interrupted, fit, restore
 from .logger import RunLogger
@@ -246,12 +246,11 @@ def main(cfg: DictConfig) -> float:
     try:
         return run(cfg).get("best_val_acc", float("nan"))
     except CnnbenchError as err:
-        log.debug("run stopped by %s", type(err).__name__, exc_info=True)
-        print(f"error: {err}", file=sys.stderr)
+        exit_code = announce(err, log)
         _record_failure(Path(cfg.output_dir), err)
         if _sweep_job() and not isinstance(err, Interrupted):
             return float("nan")  # the other jobs go on; the sweep's exit code and the report show this one
-        sys.exit(err.exit_code)
+        sys.exit(exit_code)
 
 
 def _record_failure(run_dir: Path, err: CnnbenchError) -> None:

@@ -56,5 +56,7 @@ class BatchTransform:
         if self.augment:
             x = random_crop(random_flip(x, generator), generator)
         if self.normalize:
-            x = (x - self.mean.to(x.device)) / self.std.to(x.device)
+            if self.mean.device != x.device:  # once: afterwards every batch lives on this device
+                self.mean, self.std = self.mean.to(x.device), self.std.to(x.device)
+            x = (x - self.mean) / self.std
         return x
