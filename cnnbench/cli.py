@@ -8,9 +8,13 @@ left to Hydra.
 
 from __future__ import annotations
 
+import atexit
 import difflib
 import logging
+import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Callable
 
 from hydra import compose, initialize_config_dir
@@ -18,11 +22,14 @@ from hydra.errors import ConfigCompositionException, MissingConfigException, Ove
 from omegaconf import DictConfig, OmegaConf
 
 from . import CONF_DIR
+from .distributed import launched_by_torchrun
+from .launchers import missing_plugin
 
 log = logging.getLogger(__name__)
 
 VALUE_FLAGS = {"--cfg", "-c", "--package", "-p", "--info", "-i"}
 CUSTOM_CONFIG_FLAGS = {"--config-name", "-cn", "--config-path", "-cp", "--config-dir", "-cd"}
+MODE_FLAGS = {"-r": "--run", "-m": "--multirun", "-c": "--cfg", "-i": "--info", "-sc": "--shell-completion"}
 
 
 def split_overrides(argv: list[str]) -> list[str] | None:
@@ -43,14 +50,17 @@ def split_overrides(argv: list[str]) -> list[str] | None:
 
 
 def candidate_override_sets(overrides: list[str]) -> list[list[str]]:
-    """One override list per value of each sweep (others at their first value), without hydra.* keys."""
+    """One override list per value of each sweep (others at their first value), without hydra.* keys.
+
+    hydra/<group> choices (hydra/launcher=joblib) stay: a composition checks that they exist.
+    """
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     parsed = OverridesParser.create().parse_overrides(overrides)
     choices: list[list[str]] = []
     for override in parsed:
         key = override.get_key_element()
-        if key.lstrip("+~").startswith("hydra"):
+        if key.lstrip("+~").startswith("hydra."):
             continue
         if override.is_sweep_override():
             try:
@@ -69,9 +79,10 @@ def candidate_override_sets(overrides: list[str]) -> list[list[str]]:
 
 def override_problem(argv: list[str], config_name: str = "config") -> str | None:
     """A one-line description of the first bad override on `argv`, or None when all compose."""
-    overrides = split_overrides(argv)
-    if not overrides:
-        return None
+    overrides = split_overrides(argv) or []
+    problem = mode_problem(argv) or missing_plugin(overrides)
+    if problem or not overrides:
+        return problem
     with initialize_config_dir(CONF_DIR, version_base=None):
         candidate: list[str] = []
         try:
@@ -84,6 +95,15 @@ def override_problem(argv: list[str], config_name: str = "config") -> str | None
         except ConfigCompositionException as err:
             return _composition_message(err, lambda others: compose(config_name, overrides=others), candidate)
     return None
+
+
+def mode_problem(argv: list[str]) -> str | None:
+    """Hydra runs in one mode at a time, and raises a traceback for two (`-m ... --cfg hydra`)."""
+    modes = list(dict.fromkeys(MODE_FLAGS.get(arg, arg) for arg in argv
+                               if arg in MODE_FLAGS or arg in MODE_FLAGS.values()))
+    if len(modes) < 2:
+        return None
+    return f"{modes[0]} and {modes[1]} cannot be combined; --cfg and --info show the config of a sweep without -m"
 
 
 def _missing_option_message(err: MissingConfigException) -> str:
@@ -127,4 +147,13 @@ def guarded(app: Callable[[], object], config_name: str = "config") -> None:
 def main() -> None:
     from .train import main as train_main
 
+    if launched_by_torchrun() and os.environ["RANK"] != "0":
+        sys.argv += scratch_run_dir()
     guarded(train_main)
+
+
+def scratch_run_dir() -> list[str]:
+    """Overrides that keep a torchrun rank other than 0 out of outputs/: rank 0 alone makes the run directory."""
+    scratch = tempfile.mkdtemp(prefix=f"cnnbench-rank{os.environ['RANK']}-")
+    atexit.register(shutil.rmtree, scratch, ignore_errors=True)
+    return [f"hydra.run.dir={scratch}", "hydra.output_subdir=null"]

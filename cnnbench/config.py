@@ -18,6 +18,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from . import CONF_DIR
+from .data.folder import complete_folder_config
 from .data.sources import NATIVE_FORMATS, SOURCE_NAMES
 from .errors import ConfigError
 from .models import INIT_SCHEMES, build_model, list_models
@@ -76,6 +77,7 @@ def is_betas(v) -> bool:
     return isinstance(v, list) and len(v) == 2 and all(number_in(0, 1)(b) for b in v)
 
 
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 TRUE_OR_FALSE = "true or false"
 
@@ -93,6 +95,10 @@ RULES = (
     Rule("trainer.amp", "auto, true or false", lambda v: v == "auto" or isinstance(v, bool)),
     Rule("trainer.resume", "null, auto or the path of a run directory or checkpoint", is_text, optional=True),
     Rule("trainer.deterministic", TRUE_OR_FALSE, is_bool),
+    Rule("trainer.devices", "an integer >= 1 (processes of a data-parallel run)", int_at_least(1)),
+    Rule("trainer.sync_bn", TRUE_OR_FALSE, is_bool),
+    Rule("trainer.compile", f"true, false or a torch.compile mode ({', '.join(COMPILE_MODES)})",
+         lambda v: isinstance(v, bool) or one_of(*COMPILE_MODES)(v)),
     Rule("model.name", f"one of {', '.join(list_models())}", one_of(*list_models())),
     Rule("model.init", f"one of {', '.join(INIT_SCHEMES)}", one_of(*INIT_SCHEMES)),
     Rule("model.stem", "one of small, imagenet", one_of("small", "imagenet")),
@@ -117,6 +123,7 @@ RULES = (
     Rule("data.num_test", "an integer >= 1", int_at_least(1)),
     Rule("data.noise", "a number >= 0", number_at_least(0)),
     Rule("data.seed", "an integer", _is_int),
+    Rule("data.num_workers", "auto or an integer >= 0", lambda v: v == "auto" or int_at_least(0)(v)),
     Rule("optimizer.lr", "a number > 0", number_above(0)),
     Rule("optimizer.momentum", "a number in [0, 1)", number_in(0, 1)),
     Rule("optimizer.weight_decay", "a number >= 0", number_at_least(0)),
@@ -133,20 +140,34 @@ RULES = (
 SECTIONS = ("model", "data", "optimizer", "scheduler", "trainer")
 
 
+FILLED_FROM_FOLDER = ("data.in_chans", "data.num_classes")  # null in image_folder.yaml until the folder is read
+
+
 def validate_config(cfg: DictConfig) -> None:
-    """Raise ConfigError for the first value that breaks a rule; keys a config lacks are skipped."""
-    for rule in RULES:
-        value = _plain(OmegaConf.select(cfg, rule.key, default="<absent>"))
-        if value == "<absent>" or (value is None and rule.optional):
-            continue
-        if not rule.check(value):
-            raise not_allowed(rule.key, value, rule.allowed)
+    """Raise ConfigError for the first value that breaks a rule; keys a config lacks are skipped.
+
+    data=image_folder reads its folder first, once the other keys pass: that fills data.in_chans,
+    data.num_classes and a null data.mean/std, which the rules then check like any other value."""
+    if OmegaConf.select(cfg, "data.name") == "image_folder":
+        _check_rules(cfg, [rule for rule in RULES if rule.key not in FILLED_FROM_FOLDER])
+        _check_known_keys(cfg)
+        complete_folder_config(cfg.data)
+    _check_rules(cfg, RULES)
     _check_known_keys(cfg)
     _check_nesterov(cfg.optimizer)
     _check_data_format(cfg.data)
     _check_normalization(cfg.data)
     _check_model_fits_input(cfg)
     resolve_device(cfg.trainer.device)
+
+
+def _check_rules(cfg: DictConfig, rules) -> None:
+    for rule in rules:
+        value = _plain(OmegaConf.select(cfg, rule.key, default="<absent>"))
+        if value == "<absent>" or (value is None and rule.optional):
+            continue
+        if not rule.check(value):
+            raise not_allowed(rule.key, value, rule.allowed)
 
 
 def _plain(value):

@@ -6,6 +6,7 @@ never waits on the host (no `.item()` per step).
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
+from . import distributed
 from .errors import CnnbenchError
 
 
@@ -26,6 +28,12 @@ class TrainSetup:
     scheduler: object = None  # an LRScheduler stepped once per optimizer step
     grad_clip: float | None = None
     amp: bool = False  # bf16 autocast for forward passes (trainer.amp)
+
+    @property
+    def module(self) -> nn.Module:
+        """The model itself, unwrapped from torch.compile and DistributedDataParallel: what checkpoints hold."""
+        model = getattr(self.model, "_orig_mod", self.model)
+        return getattr(model, "module", model)
 
     def autocast(self):
         device_type = next(self.model.parameters()).device.type
@@ -76,7 +84,8 @@ def train_one_epoch(setup: TrainSetup, loader, max_steps: int | None = None, cur
     """One pass over `loader` (its first `max_steps` batches), or the rest of one after `cursor`.
 
     Returns the epoch's metrics; with `stop` requested mid-way, `"cursor"` holds where it stopped. A
-    non-finite loss raises Diverged, checked every `check_every` steps (one host sync each time).
+    non-finite loss raises Diverged, checked every `check_every` steps (one host sync each time). In a
+    data-parallel run the metrics are summed over all ranks, and all ranks stop at the same step.
     """
     model, device = setup.model, loader.device
     model.train()
@@ -87,30 +96,63 @@ def train_one_epoch(setup: TrainSetup, loader, max_steps: int | None = None, cur
     watch = DivergenceWatch(device)
     seen, step, start = cursor.seen, cursor.steps_done, time.perf_counter()
     total = min(len(loader), max_steps or len(loader))
+    first_step_s = None
     for images, labels in loader.batches(cursor.order, start_step=cursor.steps_done):
         step += 1
         logits, loss = training_step(setup, images, labels)
+        if first_step_s is None:  # one host sync per epoch: includes torch.compile's compilation in epoch 1
+            float(loss.detach())
+            first_step_s = time.perf_counter() - start
         watch.record(loss, step)
         loss_sum += loss.detach() * len(labels)
         correct += (logits.detach().argmax(1) == labels).sum()
         seen += len(labels)
         if on_step is not None:
             on_step(step)
-        if step % check_every == 0 or step >= total:
+        at_check = step % check_every == 0 or step >= total
+        if at_check:
             watch.check()
         if step >= total:
             break
-        if stop is not None and stop.requested:
+        if stop is not None and stop_now(stop, at_check, device):
             watch.check()  # never save a diverged state as a resumable one
             seconds = cursor.seconds + time.perf_counter() - start
-            return {"cursor": EpochCursor(cursor.order, step, loss_sum, correct, seen, seconds)}
+            loss_total, correct_total, new_seen = summed_over_ranks(loss_sum, correct, seen - cursor.seen)
+            return {"cursor": EpochCursor(cursor.order, step, torch.tensor(loss_total, dtype=loss_sum.dtype),
+                                          torch.tensor(int(correct_total)), cursor.seen + new_seen, seconds)}
     watch.check()
+    loss_total, correct_total, new_seen = summed_over_ranks(loss_sum, correct, seen - cursor.seen)
+    seen_total = cursor.seen + new_seen
     return {
-        "train/loss": loss_sum.item() / seen,  # the sums are read once, here
-        "train/acc": correct.item() / seen,
-        "train/examples": seen - cursor.seen,
+        "train/loss": loss_total / seen_total,  # the sums are read once, here
+        "train/acc": correct_total / seen_total,
+        "train/examples": new_seen,
         "train/seconds": time.perf_counter() - start,
+        "train/first_step_s": first_step_s,
     }
+
+
+def summed_over_ranks(loss_sum: torch.Tensor, correct: torch.Tensor, seen: int) -> tuple[float, int, int]:
+    """(loss sum, correct, images) read from the device, summed over all ranks in a data-parallel run."""
+    if not distributed.is_active():
+        return loss_sum.item(), int(correct.item()), seen
+    totals = torch.stack([loss_sum.double(), correct.double(),  # float64: exact counts up to 2**53
+                          torch.tensor(float(seen), device=loss_sum.device, dtype=torch.float64)])
+    distributed.all_reduce_sum(totals)
+    loss_total, correct_total, seen_total = totals.tolist()
+    return loss_total, int(correct_total), int(seen_total)
+
+
+def stop_now(stop: StopFlag, at_check: bool, device: torch.device) -> bool:
+    """Whether to stop after this step: at once in one process; ranks agree at the next check step."""
+    if not distributed.is_active():
+        return stop.requested
+    if not at_check:
+        return False
+    signum = distributed.agreed_max(distributed.signal_number(stop.signal_name), device)
+    if signum:
+        stop.signal_name = signal.Signals(signum).name
+    return bool(signum)
 
 
 def training_step(setup: TrainSetup, images: torch.Tensor, labels: torch.Tensor):
@@ -142,7 +184,7 @@ class DivergenceWatch:
         self.last_finite = torch.where(still_good & finite, loss.float(), self.last_finite)
 
     def check(self) -> None:
-        bad_step = int(self.first_bad_step.item())
+        bad_step = distributed.agreed_max(int(self.first_bad_step.item()), self.first_bad_step.device)
         if bad_step >= 0:
             raise Diverged(bad_step, float(self.last_finite.item()))
 
@@ -178,7 +220,9 @@ def _evaluate(model: nn.Module, loader, loss_fn: nn.Module, num_classes: int | N
             confusion += torch.bincount(labels * num_classes + predicted,
                                         minlength=num_classes * num_classes).view(num_classes, num_classes)
         seen += len(labels)
-    return loss_sum.item() / seen, correct.item() / seen, confusion
+    distributed.all_reduce_sum(confusion)
+    loss_total, correct_total, seen_total = summed_over_ranks(loss_sum, correct, seen)
+    return loss_total / seen_total, correct_total / seen_total, confusion
 
 
 class EarlyStopping:

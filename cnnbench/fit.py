@@ -6,6 +6,7 @@ counter, RNG states, the partly done epoch), so a resumed run continues exactly 
 
 from __future__ import annotations
 
+import logging
 import signal
 import time
 from dataclasses import dataclass, field
@@ -14,11 +15,13 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from . import engine
+from . import distributed, engine
 from .checkpoint import load_checkpoint, save_checkpoint
 from .engine import Diverged, EarlyStopping, EpochCursor, StopFlag, TrainSetup
 from .errors import CnnbenchError
 from .logger import EpochProgress
+
+log = logging.getLogger(__name__)
 
 
 class Interrupted(CnnbenchError):
@@ -37,6 +40,7 @@ class FitState:
     cursor: EpochCursor | None = None  # a partly done epoch
     train_examples: list[int] = field(default_factory=list)
     train_seconds: list[float] = field(default_factory=list)
+    first_step_s: float | None = None  # the run's first training step (with torch.compile: the compilation)
 
 
 def fit(setup: TrainSetup, data, cfg: DictConfig, logger, state: FitState | None = None,
@@ -68,8 +72,10 @@ def fit(setup: TrainSetup, data, cfg: DictConfig, logger, state: FitState | None
             raise Interrupted(stop.signal_name, epoch, state.cursor.steps_done, checkpoints / "last.pt")
         state.cursor = None
         with setup.autocast():
-            val = engine.evaluate(setup.model, data.val, setup.loss_fn, prefix="val")
+            val = engine.evaluate(setup.module, data.val, setup.loss_fn, prefix="val")
         improved = state.stopper.update(val["val/acc"], epoch)
+        if state.first_step_s is None:
+            state.first_step_s = train["train/first_step_s"]
         state.train_examples.append(train["train/examples"])
         state.train_seconds.append(train["train/seconds"])
         metrics = {
@@ -79,12 +85,12 @@ def fit(setup: TrainSetup, data, cfg: DictConfig, logger, state: FitState | None
             "time/epoch_s": time.perf_counter() - started,
         }
         logger.log_epoch(epoch, metrics, improved)
-        if improved:
-            save_checkpoint(checkpoints / "best.pt", epoch=epoch, model=setup.model.state_dict(), metrics=metrics,
+        if improved and distributed.is_main():
+            save_checkpoint(checkpoints / "best.pt", epoch=epoch, model=setup.module.state_dict(), metrics=metrics,
                             config=config)
         state.epoch = epoch
         save_last(checkpoints / "last.pt", setup, data, state, config)
-        if stop is not None and stop.requested:
+        if stop is not None and engine.stop_now(stop, at_check=True, device=data.train.device):
             raise Interrupted(stop.signal_name, epoch, steps_per_epoch, checkpoints / "last.pt")
     return summarize(state, trainer.epochs)
 
@@ -99,26 +105,57 @@ def summarize(state: FitState, epochs: int) -> dict:
         "best_val_acc": state.stopper.best,
         "stopped_early": state.epoch < epochs,
         "train_examples_per_s": sum(state.train_examples[timed]) / seconds if seconds else 0.0,
+        "first_step_s": state.first_step_s,
     }
 
 
 def save_last(path: Path, setup: TrainSetup, data, state: FitState, config: dict) -> None:
+    """Rank 0 writes last.pt; in a data-parallel run it holds every rank's random state (gathered here)."""
+    rng_by_rank = distributed.gather_to_all(rng_state(data.train))
+    if not distributed.is_main():
+        return
     save_checkpoint(
-        path, epoch=state.epoch, model=setup.model.state_dict(), optimizer=setup.optimizer.state_dict(),
+        path, epoch=state.epoch, model=setup.module.state_dict(), optimizer=setup.optimizer.state_dict(),
         scheduler=setup.scheduler.state_dict() if setup.scheduler is not None else None,
         early_stopping=state.stopper.state_dict(), cursor=state.cursor.state_dict() if state.cursor else None,
-        history={"train_examples": state.train_examples, "train_seconds": state.train_seconds},
-        rng=rng_state(data.train.generator), config=config,
+        history={"train_examples": state.train_examples, "train_seconds": state.train_seconds,
+                 "first_step_s": state.first_step_s},
+        rng={**rng_by_rank[0], "ranks": rng_by_rank} if len(rng_by_rank) > 1 else rng_by_rank[0],
+        world_size=len(rng_by_rank), config=config,
     )
 
 
-def rng_state(generator: torch.Generator | None) -> dict:
+def rng_state(loader) -> dict:
+    """The random state that shapes what comes next: torch's (dropout), CUDA's, the loader's order and augmentation."""
     state = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
-    if generator is not None:
-        state["data"] = generator.get_state()
+    if loader.generator is not None:
+        state["data"] = loader.generator.get_state()
+    if loader.augment_generator is not loader.generator:
+        state["augment"] = loader.augment_generator.get_state()
     return state
+
+
+def set_rng_state(state: dict, loader) -> None:
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    if loader.generator is not None and "data" in state:
+        loader.generator.set_state(state["data"])
+    if loader.augment_generator is not loader.generator and "augment" in state:
+        loader.augment_generator.set_state(state["augment"])
+
+
+def _rank_rng(checkpoint: dict, path: Path) -> dict:
+    """This rank's saved random state; a run resumed with another number of processes goes on, not bit-exactly."""
+    ranks = distributed.current()
+    saved = checkpoint["rng"].get("ranks") or [checkpoint["rng"]]
+    if len(saved) != ranks.world_size and ranks.is_main:
+        log.warning("%s was written by %d process(es), this run has %d: training continues from it, but the "
+                    "data order and augmentation differ from an uninterrupted run", path, len(saved),
+                    ranks.world_size)
+    return saved[ranks.rank] if ranks.rank < len(saved) else saved[0]
 
 
 def restore(path: Path, setup: TrainSetup, data, cfg: DictConfig) -> FitState:
@@ -129,18 +166,14 @@ def restore(path: Path, setup: TrainSetup, data, cfg: DictConfig) -> FitState:
         raise CnnbenchError(f"checkpoint {path} was written by a run of model {saved_model}; this run builds "
                             f"{cfg.model.name} (pass the same model=, or another trainer.resume)")
     try:
-        setup.model.load_state_dict(checkpoint["model"])
+        setup.module.load_state_dict(checkpoint["model"])
         setup.optimizer.load_state_dict(checkpoint["optimizer"])
         if setup.scheduler is not None and checkpoint.get("scheduler") is not None:
             setup.scheduler.load_state_dict(checkpoint["scheduler"])
     except (RuntimeError, KeyError, ValueError) as err:
         first_line = str(err).strip().splitlines()[0]
         raise CnnbenchError(f"checkpoint {path} does not fit this model/optimizer: {first_line}") from err
-    torch.set_rng_state(checkpoint["rng"]["torch"])
-    if "cuda" in checkpoint["rng"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(checkpoint["rng"]["cuda"])
-    if data.train.generator is not None and "data" in checkpoint["rng"]:
-        data.train.generator.set_state(checkpoint["rng"]["data"])
+    set_rng_state(_rank_rng(checkpoint, path), data.train)
     stopper = EarlyStopping(cfg.trainer.patience)
     stopper.load_state_dict(checkpoint["early_stopping"])
     cursor = None
@@ -148,7 +181,9 @@ def restore(path: Path, setup: TrainSetup, data, cfg: DictConfig) -> FitState:
         cursor = EpochCursor(**checkpoint["cursor"])
         if cursor.order is not None:
             cursor.order = cursor.order.to(data.train.device)
+        if not distributed.is_main():  # rank 0 carries the epoch's sums so far; they are summed over ranks
+            cursor.loss_sum, cursor.correct = None, None
     history = checkpoint.get("history", {})
     return FitState(epoch=checkpoint["epoch"], stopper=stopper, cursor=cursor,
                     train_examples=list(history.get("train_examples", [])),
-                    train_seconds=list(history.get("train_seconds", [])))
+                    train_seconds=list(history.get("train_seconds", [])), first_step_s=history.get("first_step_s"))

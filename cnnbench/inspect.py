@@ -29,6 +29,7 @@ from torch.overrides import TorchFunctionMode
 from torch.utils.flop_counter import FlopCounterMode
 
 from . import CONF_DIR
+from .data.folder import complete_folder_config
 from .errors import CnnbenchError, ConfigError, announce
 from .models import build_model
 from .models.build import model_input_size
@@ -194,6 +195,8 @@ def run(cfg: DictConfig) -> dict:
     """Build `cfg.model` for `cfg.data`'s input, print its report in `cfg.inspect.format`, return the report."""
     if cfg.inspect.format not in FORMATS:
         raise ConfigError(f"inspect.format={cfg.inspect.format} is not allowed: expected one of {', '.join(FORMATS)}")
+    if cfg.data.get("name") == "image_folder":  # channels and classes come from the folder (no mean/std needed)
+        complete_folder_config(cfg.data, normalization=False)
     size = model_input_size(cfg.data)
     model = build_model(cfg.model, cfg.data)
     report = inspect_model(model, (1, cfg.data.in_chans, size, size), name=cfg.model.name)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import os
 from pathlib import Path
 
 from rich.console import Console
@@ -116,3 +117,30 @@ class RunLogger:
         mark = " ★ best" if is_best else ""
         self.console.print(row + mark, highlight=False, style="green" if is_best else None)
         log.info("epoch %s%s", row, mark)
+
+
+def silent_console() -> Console:
+    """The console of ranks other than 0 in a data-parallel run: rank 0 speaks for all."""
+    return Console(file=open(os.devnull, "w"), quiet=True)  # noqa: SIM115 (lives as long as the process)
+
+
+class NullLogger:
+    """RunLogger's interface for ranks other than 0: only rank 0 writes the run directory."""
+
+    def __init__(self, console: Console):
+        self.console = console
+
+    def log_epoch(self, epoch: int, metrics: dict[str, float], is_best: bool) -> None:
+        pass
+
+    def log_test(self, metrics: dict[str, float], step: int) -> None:
+        pass
+
+    def log_figure(self, tag: str, figure, step: int) -> None:
+        pass
+
+    def log_hparams(self, hparams: dict, metrics: dict[str, float]) -> None:
+        pass
+
+    def close(self) -> None:
+        pass

@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import logging
 import math
+import os
 import signal
 import sys
 import threading
@@ -19,16 +20,18 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 from rich.console import Console
 from rich.syntax import Syntax
+from torch.nn.parallel import DistributedDataParallel
 
-from . import CONF_DIR
+from . import CONF_DIR, distributed
 from .checkpoint import load_checkpoint, save_json
 from .config import resolve_device, validate_config
 from .data import build_data
 from .engine import Diverged, StopFlag, TrainSetup, evaluate_with_confusion
-from .errors import CnnbenchError, announce
+from .errors import CnnbenchError, ConfigError, announce
 from .evaluate import confusion_figure, per_class_accuracy, print_per_class
 from .fit import Interrupted, fit, restore
-from .logger import RunLogger
+from .launchers import parallel_jobs, threads_per_process
+from .logger import NullLogger, RunLogger, silent_console
 from .models import build_model
 from .resume import SUMMARY_FILE, config_fingerprint, move_run_log, plan_run_dir
 
@@ -38,38 +41,76 @@ log = logging.getLogger(__name__)
 def run(cfg: DictConfig) -> dict:
     """Train `cfg.model` on `cfg.data`, test the best checkpoint, and return the run's summary.
 
-    The run directory always ends with a summary.json whose status says how the run ended.
+    The run directory always ends with a summary.json whose status says how the run ended. With
+    `trainer.devices` > 1 (or under torchrun) this is rank 0 of a data-parallel run, the only one that writes.
     """
     started = time.perf_counter()
     validate_config(cfg)
-    console = Console(soft_wrap=True)
+    device = resolve_device(cfg.trainer.device)
+    devices = int(cfg.trainer.get("devices", 1))
+    _check_sync_bn(cfg, device, devices)
+    threads = threads_for(device, devices)
+    if threads is not None and threads != torch.get_num_threads():
+        log.info("%d CPU threads per process (%d parallel sweep job(s))", threads, parallel_jobs())
+        torch.set_num_threads(threads)
+    spawned_with = (run, OmegaConf.to_container(cfg, resolve=True), threads)
+    with distributed.process_group(devices, device, spawned_with) as ranks:
+        return _run_rank(cfg, ranks, distributed.rank_device(device, ranks.local_rank), started)
+
+
+def _run_rank(cfg: DictConfig, ranks: distributed.Ranks, device: torch.device, started: float) -> dict:
+    console = Console(soft_wrap=True) if ranks.is_main else silent_console()
     fingerprint = config_fingerprint(cfg)
-    plan = plan_run_dir(cfg, fingerprint)
+    plan = distributed.broadcast_from_main(plan_run_dir(cfg, fingerprint) if ranks.is_main else None)
     if plan.run_dir != Path(cfg.output_dir):
-        move_run_log(Path(cfg.output_dir), plan.run_dir)
+        if ranks.is_main:
+            move_run_log(Path(cfg.output_dir), plan.run_dir)
         with open_dict(cfg):
             cfg.output_dir = str(plan.run_dir)
     if plan.finished is not None:
         console.print(f"an identical run already finished in {plan.run_dir} ({plan.finished['status']}, "
                       f"test_acc {plan.finished.get('test_acc')}); nothing to do", highlight=False)
         return plan.finished
-    _print_config(console, cfg)
+    if ranks.is_main:
+        _print_config(console, cfg)
     deterministic_before = torch.are_deterministic_algorithms_enabled()
     torch.use_deterministic_algorithms(bool(cfg.trainer.get("deterministic")))
     try:
-        return _train_and_test(cfg, console, plan, fingerprint, started)
+        return _train_and_test(cfg, console, plan, fingerprint, started, ranks, device)
     finally:
         torch.use_deterministic_algorithms(deterministic_before)
 
 
-def _train_and_test(cfg: DictConfig, console: Console, plan, fingerprint: str, started: float) -> dict:
+def _check_sync_bn(cfg: DictConfig, device: torch.device, devices: int) -> None:
+    parallel = devices > 1 or distributed.launched_by_torchrun()
+    if cfg.trainer.get("sync_bn") and parallel and device.type != "cuda":
+        raise ConfigError("trainer.sync_bn=true is not allowed on the CPU: torch's SyncBatchNorm runs on CUDA only "
+                          "(with false each process normalises with the statistics of its own part of the batch)")
+
+
+def threads_for(device: torch.device, devices: int) -> int | None:
+    """CPU threads per process when processes or parallel sweep jobs share this machine; None = torch's default.
+
+    The launching process decides (it knows the sweep); the ranks it spawns get the number in the environment.
+    """
+    if distributed.THREADS_VARIABLE in os.environ:
+        return int(os.environ[distributed.THREADS_VARIABLE])
+    processes = int(os.environ.get("LOCAL_WORLD_SIZE", devices)) if device.type == "cpu" else 1
+    if processes * parallel_jobs() == 1:
+        return None
+    return threads_per_process(processes)
+
+
+def _train_and_test(cfg: DictConfig, console: Console, plan, fingerprint: str, started: float,
+                    ranks: distributed.Ranks, device: torch.device) -> dict:
     run_dir = plan.run_dir
     torch.manual_seed(cfg.seed)
-    device = resolve_device(cfg.trainer.device)
     model = build_model(cfg.model, cfg.data).to(device)
     if cfg.trainer.get("channels_last", False):
         model = model.to(memory_format=torch.channels_last)  # convolutions then produce NHWC activations
-    data = build_data(cfg.data, device, cfg.seed)
+    data = build_data(cfg.data, device, cfg.seed, ranks)
+    model = compiled(data_parallel(model, device, ranks, bool(cfg.trainer.get("sync_bn", False))),
+                     cfg.trainer.get("compile", False))
     optimizer = make_optimizer(cfg, model, device)
     steps_per_epoch = min(len(data.train), cfg.trainer.max_steps_per_epoch or len(data.train))
     scheduler = hydra.utils.instantiate(cfg.scheduler)(
@@ -82,29 +123,36 @@ def _train_and_test(cfg: DictConfig, console: Console, plan, fingerprint: str, s
     state = restore(plan.checkpoint, setup, data, cfg) if plan.checkpoint else None
     summary = {
         "model": cfg.model.name, "dataset": cfg.data.name, "params": sum(p.numel() for p in model.parameters()),
-        "device": str(device), "status": "running", "seed": cfg.seed, "input_shape": list(data.input_shape),
-        "num_train": data.train.num_examples, "num_val": data.val.num_examples,
-        "num_test": data.test.num_examples, "val_is_test": data.val_is_test, "overrides": _overrides(),
-        "fingerprint": fingerprint,
+        "device": str(device), "world_size": ranks.world_size, "status": "running", "seed": cfg.seed,
+        "input_shape": list(data.input_shape), "num_train": data.train.num_examples,
+        "num_val": data.val.num_examples, "num_test": data.test.num_examples, "val_is_test": data.val_is_test,
+        "overrides": _overrides(), "fingerprint": fingerprint,
     }
-    save_json(run_dir / SUMMARY_FILE, summary)
-    _print_header(console, cfg, summary, run_dir, state)
-    logger = RunLogger(run_dir, console, resume_epoch=state.epoch if state else None)
+    save_summary = (lambda: save_json(run_dir / SUMMARY_FILE, summary)) if ranks.is_main else (lambda: None)
+    save_summary()
+    if ranks.is_main:
+        _print_header(console, cfg, summary, run_dir, state)
+    logger = RunLogger(run_dir, console, resume_epoch=state.epoch if state else None) if ranks.is_main \
+        else NullLogger(console)
     try:
         with stop_on_signals() as stop:
             result = fit(setup, data, cfg, logger, state, stop)
+        distributed.barrier()  # best.pt is complete before every rank reads it
         test, per_class = _test_best(setup, data, run_dir, device, logger, result["epochs_run"])
         logger.log_hparams(hparams(cfg), {"best_val_acc": result["best_val_acc"], "test_acc": test["test/acc"]})
     except BaseException as err:
         summary.update(status=_status_of(err), error=str(err).splitlines()[0] if str(err) else type(err).__name__,
                        wall_s=round(time.perf_counter() - started, 3))
-        save_json(run_dir / SUMMARY_FILE, summary)
+        save_summary()
         raise
     finally:
         logger.close()
     summary.update(result, test_acc=test["test/acc"], test_loss=test["test/loss"], status="completed",
                    wall_s=round(time.perf_counter() - started, 3), per_class_acc=per_class)
-    save_json(run_dir / SUMMARY_FILE, summary)
+    if cfg.trainer.get("compile", False) is not False:
+        console.print(f"torch.compile: the first training step took {summary['first_step_s']:.1f}s (compilation); "
+                      f"later epochs ran at {summary['train_examples_per_s']:,.0f} img/s", highlight=False)
+    save_summary()
     console.print(f"test/acc {summary['test_acc']:.4f} (best epoch {summary['best_epoch']}, "
                   f"val/acc {summary['best_val_acc']:.4f}) in {summary['wall_s']:.1f}s; "
                   f"results in {run_dir}", style="bold", highlight=False)
@@ -112,16 +160,33 @@ def _train_and_test(cfg: DictConfig, console: Console, plan, fingerprint: str, s
     return summary
 
 
+def compiled(model: nn.Module, setting) -> nn.Module:
+    """`trainer.compile`: false, true (torch.compile's default mode), or a mode such as reduce-overhead."""
+    if setting is False:
+        return model
+    return torch.compile(model, mode=None if setting is True else setting)
+
+
+def data_parallel(model: nn.Module, device: torch.device, ranks: distributed.Ranks, sync_bn: bool) -> nn.Module:
+    """The model wrapped in DistributedDataParallel when there are several ranks (gradients all-reduced)."""
+    if ranks.world_size == 1:
+        return model
+    if sync_bn:
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+
 def _test_best(setup: TrainSetup, data, run_dir: Path, device: torch.device, logger: RunLogger, step: int):
     """Reload best.pt and evaluate it on the test set: metrics, per-class accuracy, confusion image."""
     best = load_checkpoint(run_dir / "checkpoints" / "best.pt", map_location=device)
-    setup.model.load_state_dict(best["model"])
+    setup.module.load_state_dict(best["model"])
     with setup.autocast():
-        test, confusion = evaluate_with_confusion(setup.model, data.test, setup.loss_fn, len(data.classes),
+        test, confusion = evaluate_with_confusion(setup.module, data.test, setup.loss_fn, len(data.classes),
                                                   prefix="test")
     per_class = per_class_accuracy(confusion, data.classes)
     logger.log_test(test, step=step)
-    logger.log_figure("test/confusion_matrix", confusion_figure(confusion, data.classes), step)
+    if distributed.is_main():
+        logger.log_figure("test/confusion_matrix", confusion_figure(confusion, data.classes), step)
     print_per_class(logger.console, per_class, confusion, title="per-class test accuracy (best checkpoint)")
     return test, per_class
 

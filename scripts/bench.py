@@ -181,7 +181,7 @@ def bare_loop(model_name, data_cfg, root: Path, images, labels, args, device) ->
     return timed_steps(batches(), step, args.steps, args.steps, device)
 
 
-def cnnbench_run(model_name, data_cfg, root: Path, images, labels, args, device) -> float:
+def cnnbench_run(model_name, data_cfg, root: Path, images, labels, args, device, compile_: bool = False) -> float:
     """run(cfg) on the same files: epoch 1 warms up, epoch 2 (args.steps steps) is timed by the run itself."""
     from cnnbench.train import run
 
@@ -191,12 +191,21 @@ def cnnbench_run(model_name, data_cfg, root: Path, images, labels, args, device)
                  f"data.augment={data_cfg.augment}", f"data.resize={data_cfg.resize or 'null'}",
                  f"data.mean={list(data_cfg.mean)}", f"data.std={list(data_cfg.std)}",
                  "optimizer=sgd", "optimizer.lr=0.01", "scheduler=none", "trainer.epochs=2",
-                 f"trainer.max_steps_per_epoch={args.steps}", f"trainer.device={device}", "trainer.patience=0"]
+                 f"trainer.max_steps_per_epoch={args.steps}", f"trainer.device={device}", "trainer.patience=0",
+                 f"trainer.compile={str(compile_).lower()}"]
     with initialize_config_dir(CONF_DIR, version_base=None):
         cfg = compose("config", overrides=overrides)
     with tempfile.TemporaryDirectory() as out, open_dict(cfg):
         cfg.output_dir = out
-        return run(cfg)["train_examples_per_s"]
+        summary = run(cfg)
+    if compile_:
+        print(f"torch.compile: first step (compilation) {summary['first_step_s']:.1f}s", flush=True)
+    return summary["train_examples_per_s"]
+
+
+def compiled_run(model_name, data_cfg, root: Path, images, labels, args, device) -> float:
+    """cnnbench with trainer.compile=true; the compilation falls in the untimed first epoch and is printed apart."""
+    return cnnbench_run(model_name, data_cfg, root, images, labels, args, device, compile_=True)
 
 
 def dataset_name(data_cfg) -> str:
@@ -204,7 +213,7 @@ def dataset_name(data_cfg) -> str:
     return "fashion_mnist" if data_cfg.in_chans == 1 else "cifar10"
 
 
-WAYS = {"seeds": seeds_loop, "bare": bare_loop, "cnnbench": cnnbench_run}
+WAYS = {"seeds": seeds_loop, "bare": bare_loop, "cnnbench": cnnbench_run, "compiled": compiled_run}
 
 
 def main() -> None:
@@ -220,7 +229,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="DataLoader workers of the seeds' loop")
     parser.add_argument("--no-channels-last", dest="channels_last", action="store_false",
                         help="NCHW instead of channels_last for the bare loop and cnnbench (trainer.channels_last)")
-    parser.add_argument("--ways", default="seeds,bare,cnnbench")
+    parser.add_argument("--ways", default="seeds,bare,cnnbench", help="any of seeds,bare,cnnbench,compiled")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved repetitions; the median is reported")
     parser.add_argument("--json", default="bench.json")
     args = parser.parse_args()

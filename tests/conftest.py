@@ -108,3 +108,31 @@ def cifar_root(tmp_path, monkeypatch) -> Path:
     monkeypatch.setattr(CIFAR10, "test_list", [["test_batch", md5("test_batch")]])
     monkeypatch.setattr(CIFAR10, "meta", {**CIFAR10.meta, "md5": md5("batches.meta")})
     return root
+
+
+FOLDER_CLASSES = ("cat", "dog", "ship")
+
+
+def write_image_folder(root: Path, counts: dict[str, int] | None = None, mode: str = "RGB",
+                       size: tuple[int, int] = (20, 24), classes: tuple[str, ...] = FOLDER_CLASSES,
+                       seed: int = 0) -> Path:
+    """<root>/<split>/<class>/NNN.png, `counts[split]` images per class (default train 10, val 4) of `size`
+    (width, height) in `mode` (RGB or L); each class is brighter than the one before, so it can be learned."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    width, height = size
+    for split, count in (counts or {"train": 10, "val": 4}).items():
+        for k, name in enumerate(classes):
+            folder = root / split / name
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(count):
+                pixels = (rng.integers(0, 96, (height, width, 3)) + 64 * k).astype(np.uint8)
+                Image.fromarray(pixels[:, :, 0] if mode == "L" else pixels, mode).save(folder / f"{i:03d}.png")
+    return root
+
+
+@pytest.fixture
+def image_folder_root(tmp_path) -> Path:
+    """<root>/train and <root>/val: classes cat, dog, ship with 10 and 4 RGB PNGs of 20x24 pixels each."""
+    return write_image_folder(tmp_path / "images")

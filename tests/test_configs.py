@@ -24,9 +24,11 @@ MODEL_INPUTS = {"alexnet": 224, "nin": 224, "vgg11": 224, "densenet": 96}
 
 
 @pytest.mark.parametrize(("group", "option"), [(g, o) for g in GROUPS for o in options(g)])
-def test_every_option_composes_and_validates(make_cfg, group, option):
+def test_every_option_composes_and_validates(make_cfg, request, group, option):
     resize = [f"data.resize={MODEL_INPUTS[option]}"] if group == "model" and option in MODEL_INPUTS else []
-    cfg = make_cfg([f"{group}={option}", "trainer.device=cpu", *resize])
+    # data=image_folder has no default folder (data.root is required): validate it on a generated one
+    root = [f"data.root={request.getfixturevalue('image_folder_root')}"] if option == "image_folder" else []
+    cfg = make_cfg([f"{group}={option}", "trainer.device=cpu", *resize, *root])
     validate_config(cfg)
     if group == "model":
         assert cfg.model.name == option

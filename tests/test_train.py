@@ -202,3 +202,16 @@ def test_bf16_autocast_trains_on_the_cpu_too(make_cfg, tmp_path):
     assert amp["status"] == "completed"
     assert amp["test_acc"] == pytest.approx(fp32["test_acc"], abs=0.05)  # same training, bf16 rounding aside
     assert amp["test_loss"] != fp32["test_loss"]  # autocast really ran
+
+
+@pytest.mark.slow
+def test_torch_compile_trains_the_same_and_saves_plain_checkpoints(make_cfg, tmp_path):
+    # 576 training images = 9 full batches: one compiled graph, no recompilation for a short last batch
+    overrides = [*TINY_RUN, "trainer.channels_last=false", "data.num_train=640", "data.batch_size=64"]
+    compiled = run(make_cfg([*overrides, "trainer.compile=true"], output_dir=tmp_path / "compiled"))
+    eager = run(make_cfg(overrides, output_dir=tmp_path / "eager"))
+    assert compiled["status"] == "completed" and compiled["first_step_s"] > 0
+    assert compiled["test_loss"] == pytest.approx(eager["test_loss"], rel=1e-3)  # the same math, fused kernels
+    weights = load_checkpoint(tmp_path / "compiled" / "checkpoints" / "best.pt")["model"]
+    assert set(weights) == set(load_checkpoint(tmp_path / "eager" / "checkpoints" / "best.pt")["model"])
+    assert not any(key.startswith("_orig_mod") for key in weights)  # loads into an uncompiled model

@@ -6,19 +6,22 @@ from dataclasses import dataclass
 
 import torch
 
-from ..errors import ConfigError
+from ..distributed import ONE_PROCESS, Ranks
+from .folder import FolderLoader, complete_folder_config, open_images, training_split, worker_count
 from .loader import DeviceLoader
 from .sources import SOURCE_NAMES, ImageSet, Source, load_source
+from .split import split_positions, validation_count
 from .transforms import BatchTransform
 
-__all__ = ["SOURCE_NAMES", "DataBundle", "DeviceLoader", "build_data", "input_size", "split_train_val"]
+__all__ = ["SOURCE_NAMES", "DataBundle", "DeviceLoader", "FolderLoader", "build_data", "input_size",
+           "split_train_val", "validation_count"]
 
 
 @dataclass
 class DataBundle:
-    train: DeviceLoader
-    val: DeviceLoader
-    test: DeviceLoader
+    train: DeviceLoader | FolderLoader
+    val: DeviceLoader | FolderLoader
+    test: DeviceLoader | FolderLoader
     classes: list[str]
     input_shape: tuple[int, int, int]  # (C, H, W) as the model sees it
     val_is_test: bool
@@ -29,23 +32,12 @@ def input_size(data_cfg) -> int:
     return int(data_cfg.resize or data_cfg.image_size)
 
 
-def validation_count(val_split, num_train: int) -> int:
-    """`data.val_split` as a number of images: a count (int >= 1) or a fraction in (0, 1); 0 = none."""
-    if isinstance(val_split, bool) or not isinstance(val_split, int | float) or val_split < 0:
-        raise ConfigError(f"data.val_split must be a count >= 0 or a fraction in (0, 1), got {val_split!r}")
-    count = round(val_split * num_train) if isinstance(val_split, float) and val_split < 1 else int(val_split)
-    if count >= num_train:
-        raise ConfigError(f"data.val_split={val_split} leaves no training images (the training set has {num_train})")
-    return count
-
-
 def split_train_val(train: ImageSet, val_split, split_seed: int) -> tuple[ImageSet, ImageSet | None]:
     """Fixed split, the same as torch.utils.data.random_split(train, [n - k, k], manual_seed(split_seed))."""
-    count = validation_count(val_split, len(train))
-    if count == 0:
+    kept, held_out = split_positions(len(train), val_split, split_seed)
+    if held_out is None:
         return train, None
-    order = torch.randperm(len(train), generator=torch.Generator().manual_seed(int(split_seed)))
-    return train.subset(order[: len(train) - count]), train.subset(order[len(train) - count:])
+    return train.subset(kept), train.subset(held_out)
 
 
 def permute_pixels(images: torch.Tensor, permutation: torch.Tensor) -> torch.Tensor:
@@ -58,7 +50,23 @@ def pixel_permutation(height: int, width: int, seed: int) -> torch.Tensor:
     return torch.randperm(height * width, generator=torch.Generator().manual_seed(int(seed)))
 
 
-def build_data(data_cfg, device: torch.device, seed: int) -> DataBundle:
+def augment_generator(device: torch.device, seed: int, ranks: Ranks) -> torch.Generator | None:
+    """Each rank of a data-parallel run augments with its own random stream (one process: the order's)."""
+    if ranks.world_size == 1:
+        return None
+    return torch.Generator(device=device).manual_seed(int(seed) * 1_000_003 + ranks.rank + 1)
+
+
+def batch_transforms(data_cfg) -> tuple[BatchTransform, BatchTransform]:
+    """The training transform (augmented when data.augment) and the evaluation one."""
+    common = dict(mean=data_cfg.mean, std=data_cfg.std, size=input_size(data_cfg), normalize=bool(data_cfg.normalize))
+    return BatchTransform(augment=bool(data_cfg.augment), **common), BatchTransform(augment=False, **common)
+
+
+def build_data(data_cfg, device: torch.device, seed: int, ranks: Ranks = ONE_PROCESS) -> DataBundle:
+    """The train/val/test loaders of `data_cfg`; in a data-parallel run, this rank's shards of them."""
+    if data_cfg.name == "image_folder":
+        return build_folder_data(data_cfg, device, seed, ranks)
     source: Source = load_source(data_cfg)
     if data_cfg.get("permute_pixels", False):
         # seed 002, experiment 5: the same shuffle of pixel positions for train and test images
@@ -67,18 +75,45 @@ def build_data(data_cfg, device: torch.device, seed: int) -> DataBundle:
         source.test.images = permute_pixels(source.test.images, permutation)
     train_set, val_set = split_train_val(source.train, data_cfg.val_split, data_cfg.split_seed)
     size = input_size(data_cfg)
-    common = dict(mean=data_cfg.mean, std=data_cfg.std, size=size, normalize=bool(data_cfg.normalize))
-    train_transform = BatchTransform(augment=bool(data_cfg.augment), **common)
-    eval_transform = BatchTransform(augment=False, **common)
+    train_transform, eval_transform = batch_transforms(data_cfg)
     generator = torch.Generator(device=device).manual_seed(int(seed))
     eval_batch = int(data_cfg.eval_batch_size)
-    test = DeviceLoader(source.test, eval_batch, eval_transform, device)
+    test = DeviceLoader(source.test, eval_batch, eval_transform, device, ranks=ranks)
     return DataBundle(
         train=DeviceLoader(train_set, int(data_cfg.batch_size), train_transform, device, shuffle=True,
-                           generator=generator),
-        val=test if val_set is None else DeviceLoader(val_set, eval_batch, eval_transform, device),
+                           generator=generator, ranks=ranks,
+                           augment_generator=augment_generator(device, seed, ranks)),
+        val=test if val_set is None else DeviceLoader(val_set, eval_batch, eval_transform, device, ranks=ranks),
         test=test,
         classes=source.classes,
         input_shape=(int(data_cfg.in_chans), size, size),
         val_is_test=val_set is None,
     )
+
+
+def build_folder_data(data_cfg, device: torch.device, seed: int, ranks: Ranks) -> DataBundle:
+    """data=image_folder: loaders that stream the folder's images from disk, through the same batch transforms.
+
+    Without a val/ folder, validation is a fixed split of train/; without a test/ folder, the test set is
+    the validation set (and with data.val_split=0, validation uses test/)."""
+    layout = complete_folder_config(data_cfg)  # validate_config filled the config already: this re-checks it
+    channels, size = int(data_cfg.in_chans), int(data_cfg.image_size)
+    train_images = open_images(layout.train, channels, size)
+    kept, held_out = training_split(data_cfg, layout, len(train_images))
+    train_transform, eval_transform = batch_transforms(data_cfg)
+    workers = worker_count(data_cfg.num_workers)
+
+    def evaluation(images, positions: torch.Tensor | None = None) -> FolderLoader:
+        return FolderLoader(images, positions, int(data_cfg.eval_batch_size), eval_transform, device, workers,
+                            ranks=ranks)
+
+    val = evaluation(train_images, held_out.sort().values) if held_out is not None else None  # file order
+    if layout.val is not None:
+        val = evaluation(open_images(layout.val, channels, size, allow_empty=True))
+    test = evaluation(open_images(layout.test, channels, size, allow_empty=True)) if layout.test else val
+    train = FolderLoader(train_images, kept, int(data_cfg.batch_size), train_transform, device, workers, shuffle=True,
+                         generator=torch.Generator(device=device).manual_seed(int(seed)), ranks=ranks,
+                         augment_generator=augment_generator(device, seed, ranks))
+    val = test if val is None else val
+    return DataBundle(train=train, val=val, test=test, classes=layout.classes,
+                      input_shape=(channels, input_size(data_cfg), input_size(data_cfg)), val_is_test=val is test)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 
 import torch
 
+from ..distributed import ONE_PROCESS, Ranks, batch_indices, steps_per_pass
 from .sources import ImageSet
 from .transforms import BatchTransform
 
@@ -15,11 +15,14 @@ class DeviceLoader:
     """Iterates (images, labels) batches of an ImageSet held on `device`.
 
     With `shuffle`, each pass draws a new permutation from `generator` (on the same device), which
-    also drives augmentation: the same seed gives the same batches.
+    also drives augmentation unless an `augment_generator` is given: the same seed gives the same batches.
+    In a data-parallel run (`ranks`), every rank draws the same permutation and takes its part of each
+    batch; `batch_size` stays the global batch.
     """
 
     def __init__(self, dataset: ImageSet, batch_size: int, transform: BatchTransform, device: torch.device,
-                 shuffle: bool = False, generator: torch.Generator | None = None):
+                 shuffle: bool = False, generator: torch.Generator | None = None, ranks: Ranks = ONE_PROCESS,
+                 augment_generator: torch.Generator | None = None):
         self.images = dataset.images.to(device)
         self.labels = dataset.labels.to(device)
         self.batch_size = batch_size
@@ -27,16 +30,18 @@ class DeviceLoader:
         self.device = device
         self.shuffle = shuffle
         self.generator = generator
+        self.augment_generator = augment_generator or generator
+        self.ranks = ranks
 
     def __len__(self) -> int:
-        return math.ceil(len(self.labels) / self.batch_size)
+        return steps_per_pass(len(self.labels), self.batch_size, self.ranks, training=self.shuffle)
 
     @property
     def num_examples(self) -> int:
         return len(self.labels)
 
     def draw_order(self) -> torch.Tensor | None:
-        """A new epoch's permutation (None when not shuffling)."""
+        """A new epoch's permutation of the whole set, the same on every rank (None when not shuffling)."""
         if not self.shuffle:
             return None
         return torch.randperm(len(self.labels), device=self.device, generator=self.generator)
@@ -45,13 +50,13 @@ class DeviceLoader:
         return self.batches(self.draw_order())
 
     def batches(self, order: torch.Tensor | None, start_step: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """The batches of one epoch in `order`, from batch number `start_step` on (to finish a resumed epoch)."""
-        n = len(self.labels)
-        for start in range(start_step * self.batch_size, n, self.batch_size):
-            if order is None:
-                images = self.images[start:start + self.batch_size]
-                labels = self.labels[start:start + self.batch_size]
-            else:
-                index = order[start:start + self.batch_size]
-                images, labels = self.images[index], self.labels[index]
-            yield self.transform(images, self.generator), labels
+        """This rank's batches of one epoch in `order`, from batch `start_step` on (to finish a resumed epoch)."""
+        if order is not None:
+            order = order.to(self.device)
+        for step, index in enumerate(batch_indices(order, len(self.labels), self.batch_size, self.ranks, start_step,
+                                                   self.device), start=start_step):
+            if step >= len(self):
+                return
+            if isinstance(index, torch.Tensor) and len(index) == 0:
+                continue  # an evaluation batch smaller than the world size: other ranks take its images
+            yield self.transform(self.images[index], self.augment_generator), self.labels[index]

@@ -54,7 +54,8 @@ TORCHVISION_DATASETS = {
 # name -> (in_chans, image_size, num_classes) of the images a file-backed source holds
 NATIVE_FORMATS = {"mnist": (1, 28, 10), "fashion_mnist": (1, 28, 10), "cifar10": (3, 32, 10), "digits": (1, 28, 10)}
 BUILTIN_SOURCES = ("digits", "synthetic")
-SOURCE_NAMES = (*TORCHVISION_DATASETS, *BUILTIN_SOURCES)
+STREAMED_SOURCES = ("image_folder",)  # read from disk batch by batch (data/folder.py), never one tensor
+SOURCE_NAMES = (*TORCHVISION_DATASETS, *BUILTIN_SOURCES, *STREAMED_SOURCES)
 
 
 def load_source(data_cfg) -> Source:
@@ -65,6 +66,8 @@ def load_source(data_cfg) -> Source:
         return load_digits()
     if name == "synthetic":
         return make_synthetic(data_cfg)
+    if name in STREAMED_SOURCES:
+        raise ConfigError(f"data.name='{name}' is streamed from disk: build_data gives its loaders, not one tensor")
     raise ConfigError(f"data.name='{name}' is not a known dataset; choose one of: {', '.join(SOURCE_NAMES)}")
 
 

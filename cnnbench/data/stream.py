@@ -1,0 +1,103 @@
+"""FolderLoader: DeviceLoader's interface over images that DataLoader workers decode from disk.
+
+The training loop cannot tell the two apart: the same `draw_order` permutation from the same seeded
+generator, the same `batches(order, start_step)` (any 1-D index tensor, e.g. one rank's shard), the same
+BatchTransform on the device. Workers only decode; every random draw stays in the training process.
+Workers persist across epochs: the batch sampler's plan is replaced before each pass instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from itertools import islice
+
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from ..distributed import Ranks, batch_indices, steps_per_pass
+from .transforms import BatchTransform
+
+UNREADABLE = -1  # the label a dataset item carries when its file could not be decoded
+
+
+def unreadable_position(labels: torch.Tensor) -> int | None:
+    """Where in a batch (on the CPU) the first item marked UNREADABLE is, or None."""
+    bad = (labels == UNREADABLE).nonzero()
+    return int(bad[0]) if len(bad) else None
+
+
+class PlannedBatches(Sampler[list[int]]):
+    """The dataset positions of each batch of the coming pass, set before the pass: one set of workers serves all."""
+
+    def __init__(self):
+        self.batches: list[list[int]] = []
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return iter(self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
+class FolderLoader:
+    """Iterates (images, labels) batches of `dataset` items at `positions` (None = all), decoded by
+    `num_workers` processes (0 = in this one) and moved to `device`.
+
+    `dataset` yields (uint8 C x H x W tensor, label), label UNREADABLE for a file it could not decode; its
+    `unreadable_error(position)` is then raised. With `shuffle`, each pass draws a new permutation from
+    `generator` (on `device`), which also drives augmentation unless an `augment_generator` is given. In a
+    data-parallel run (`ranks`) each rank takes its part of every global batch, as DeviceLoader does.
+    """
+
+    def __init__(self, dataset: Dataset, positions: torch.Tensor | None, batch_size: int, transform: BatchTransform,
+                 device: torch.device, num_workers: int = 0, shuffle: bool = False,
+                 generator: torch.Generator | None = None, ranks: Ranks | None = None,
+                 augment_generator: torch.Generator | None = None):
+        self.dataset = dataset
+        self.positions = torch.arange(len(dataset)) if positions is None else positions.cpu()
+        self.batch_size = batch_size
+        self.transform = transform
+        self.device = device
+        self.shuffle = shuffle
+        self.generator = generator
+        self.augment_generator = augment_generator or generator
+        self.ranks = ranks or Ranks()
+        self.plan = PlannedBatches()
+        self.loader = DataLoader(dataset, batch_sampler=self.plan, num_workers=num_workers,
+                                 pin_memory=device.type == "cuda", persistent_workers=num_workers > 0)
+
+    def __len__(self) -> int:
+        return steps_per_pass(self.num_examples, self.batch_size, self.ranks, training=self.shuffle)
+
+    @property
+    def num_examples(self) -> int:
+        return len(self.positions)
+
+    def draw_order(self) -> torch.Tensor | None:
+        """A new epoch's permutation of the whole set, the same on every rank (None when not shuffling)."""
+        if not self.shuffle:
+            return None
+        return torch.randperm(self.num_examples, device=self.device, generator=self.generator)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        return self.batches(self.draw_order())
+
+    def batches(self, order: torch.Tensor | None, start_step: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The batches of the images at `order` (any 1-D tensor of indices into this loader's images; None = all
+        in file order), from batch number `start_step` on (to finish a resumed epoch)."""
+        self.plan.batches = self.planned_batches(order, start_step)
+        for step, (images, labels) in enumerate(self.loader):
+            if (bad := unreadable_position(labels)) is not None:
+                raise self.dataset.unreadable_error(self.plan.batches[step][bad])
+            images = images.to(self.device, non_blocking=True)
+            labels = labels.to(self.device, non_blocking=True)
+            yield self.transform(images, self.augment_generator), labels
+
+    def planned_batches(self, order: torch.Tensor | None, start_step: int) -> list[list[int]]:
+        """Dataset positions of this rank's batches; an empty part (a batch smaller than the world size) is left out."""
+        count = self.num_examples if order is None else len(order)
+        order = None if order is None else order.cpu()
+        steps = steps_per_pass(count, self.batch_size, self.ranks, training=self.shuffle)
+        parts = batch_indices(order, count, self.batch_size, self.ranks, start_step)
+        planned = [self.positions[index].tolist() for index in islice(parts, max(steps - start_step, 0))]
+        return [part for part in planned if part]
