@@ -184,15 +184,15 @@ def process_group(devices: int, device: torch.device, child_args: tuple):
     except Exception as err:
         failed = _join(children, timeout_s=5)
         if failed and not isinstance(err, CnnbenchError):  # rank 0 only saw a broken connection
-            raise CnnbenchError(f"the training process of rank {failed[0]} failed (its error is above); rank 0 "
-                                f"stopped: {str(err).splitlines()[0] if str(err) else type(err).__name__}") from err
+            reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise CnnbenchError(f"{_describe(failed[0])}; rank 0 stopped: {reason}") from err
         raise
     except BaseException:
         _join(children, timeout_s=5)
         raise
     failed = _join(children, timeout_s=60)
     if failed:
-        raise CnnbenchError(f"the training process of rank {failed[0]} failed; see its error above")
+        raise CnnbenchError(_describe(failed[0]))
 
 
 def _check_devices(devices: int, device: torch.device) -> None:
@@ -220,15 +220,23 @@ def _destroyed_on_exit():
         dist.destroy_process_group()
 
 
-def _join(children: mp.ProcessContext, timeout_s: float) -> list[int]:
-    """Wait for the spawned ranks (terminating any still running after `timeout_s`); the ranks that failed."""
+def _join(children: mp.ProcessContext, timeout_s: float) -> list[tuple[int, int]]:
+    """Wait for the spawned ranks (terminating any still running after `timeout_s`); (rank, exit code) of failures."""
     for process in children.processes:
         process.join(timeout_s)
         if process.is_alive():
             log.warning("rank process %d did not exit; terminating it", process.pid)
             process.terminate()
             process.join()
-    return [index + 1 for index, p in enumerate(children.processes) if p.exitcode != 0]
+    return [(index + 1, p.exitcode) for index, p in enumerate(children.processes) if p.exitcode != 0]
+
+
+def _describe(failure: tuple[int, int]) -> str:
+    rank, exit_code = failure
+    how = f"exited with code {exit_code}"
+    if exit_code < 0 and -exit_code in signal.valid_signals():
+        how = f"was killed by {signal.Signals(-exit_code).name}"
+    return f"the training process of rank {rank} {how} (its own error, if it printed one, is above)"
 
 
 def spawned_rank(index: int, world_size: int, port: int, run_fn, config: dict, threads: int | None) -> None:

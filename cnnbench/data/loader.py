@@ -11,7 +11,40 @@ from .sources import ImageSet
 from .transforms import BatchTransform
 
 
-class DeviceLoader:
+class EpochPasses:
+    """What every loader shares: passes of `num_examples` images in global batches of `batch_size`, in a fresh
+    permutation from `generator` when shuffling, each rank of a data-parallel run taking its part of a batch.
+
+    Subclasses set the attributes below and implement `batches(order, start_step)`.
+    """
+
+    batch_size: int
+    device: torch.device
+    shuffle: bool
+    generator: torch.Generator | None
+    ranks: Ranks
+
+    @property
+    def num_examples(self) -> int:
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        return steps_per_pass(self.num_examples, self.batch_size, self.ranks, training=self.shuffle)
+
+    def draw_order(self) -> torch.Tensor | None:
+        """A new epoch's permutation of the whole set, the same on every rank (None when not shuffling)."""
+        if not self.shuffle:
+            return None
+        return torch.randperm(self.num_examples, device=self.device, generator=self.generator)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        return self.batches(self.draw_order())
+
+    def batches(self, order: torch.Tensor | None, start_step: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        raise NotImplementedError
+
+
+class DeviceLoader(EpochPasses):
     """Iterates (images, labels) batches of an ImageSet held on `device`.
 
     With `shuffle`, each pass draws a new permutation from `generator` (on the same device), which
@@ -33,21 +66,9 @@ class DeviceLoader:
         self.augment_generator = augment_generator or generator
         self.ranks = ranks
 
-    def __len__(self) -> int:
-        return steps_per_pass(len(self.labels), self.batch_size, self.ranks, training=self.shuffle)
-
     @property
     def num_examples(self) -> int:
         return len(self.labels)
-
-    def draw_order(self) -> torch.Tensor | None:
-        """A new epoch's permutation of the whole set, the same on every rank (None when not shuffling)."""
-        if not self.shuffle:
-            return None
-        return torch.randperm(len(self.labels), device=self.device, generator=self.generator)
-
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        return self.batches(self.draw_order())
 
     def batches(self, order: torch.Tensor | None, start_step: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """This rank's batches of one epoch in `order`, from batch `start_step` on (to finish a resumed epoch)."""

@@ -15,6 +15,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ..distributed import Ranks, batch_indices, steps_per_pass
+from .loader import EpochPasses
 from .transforms import BatchTransform
 
 UNREADABLE = -1  # the label a dataset item carries when its file could not be decoded
@@ -39,7 +40,7 @@ class PlannedBatches(Sampler[list[int]]):
         return len(self.batches)
 
 
-class FolderLoader:
+class FolderLoader(EpochPasses):
     """Iterates (images, labels) batches of `dataset` items at `positions` (None = all), decoded by
     `num_workers` processes (0 = in this one) and moved to `device`.
 
@@ -66,21 +67,9 @@ class FolderLoader:
         self.loader = DataLoader(dataset, batch_sampler=self.plan, num_workers=num_workers,
                                  pin_memory=device.type == "cuda", persistent_workers=num_workers > 0)
 
-    def __len__(self) -> int:
-        return steps_per_pass(self.num_examples, self.batch_size, self.ranks, training=self.shuffle)
-
     @property
     def num_examples(self) -> int:
         return len(self.positions)
-
-    def draw_order(self) -> torch.Tensor | None:
-        """A new epoch's permutation of the whole set, the same on every rank (None when not shuffling)."""
-        if not self.shuffle:
-            return None
-        return torch.randperm(self.num_examples, device=self.device, generator=self.generator)
-
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        return self.batches(self.draw_order())
 
     def batches(self, order: torch.Tensor | None, start_step: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """The batches of the images at `order` (any 1-D tensor of indices into this loader's images; None = all
