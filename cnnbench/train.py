@@ -37,6 +37,8 @@ from .resume import SUMMARY_FILE, config_fingerprint, move_run_log, plan_run_dir
 
 log = logging.getLogger(__name__)
 
+FAILED_JOB_VALUE = float("-inf")
+
 
 def run(cfg: DictConfig) -> dict:
     """Train `cfg.model` on `cfg.data`, test the best checkpoint, and return the run's summary.
@@ -307,14 +309,17 @@ def hparams(cfg: DictConfig) -> dict[str, float | int | str | bool]:
 
 @hydra.main(config_path=CONF_DIR, config_name="config", version_base=None)
 def main(cfg: DictConfig) -> float:
-    """Hydra task function; returns the value a sweeper maximises (best validation accuracy)."""
+    """Hydra task function; returns the value a sweeper maximises (best validation accuracy).
+
+    A job that fails returns -inf: a maximising sweeper ranks it last and goes on (Optuna refuses NaN).
+    """
     try:
-        return run(cfg).get("best_val_acc", float("nan"))
+        return run(cfg).get("best_val_acc", FAILED_JOB_VALUE)
     except CnnbenchError as err:
         exit_code = announce(err, log)
         _record_failure(Path(cfg.output_dir), err)
         if _sweep_job() and not isinstance(err, Interrupted):
-            return float("nan")  # the other jobs go on; the sweep's exit code and the report show this one
+            return FAILED_JOB_VALUE  # the other jobs go on; the sweep's exit code and the report show this one
         sys.exit(exit_code)
 
 

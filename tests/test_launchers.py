@@ -85,6 +85,16 @@ def test_optuna_search_writes_the_best_parameters(tmp_path):
     assert best["best_value"] == max(s["best_val_acc"] for s in summaries)  # maximised: the best run's val/acc
 
 
+def test_a_failing_trial_is_ranked_last_and_the_search_goes_on(tmp_path):
+    # lr=1e30 diverges at once: the job fails, returns -inf (Optuna refuses NaN) and the search continues
+    sweep = tmp_path / "search"
+    result = run_cli("hparams_search=optuna", "hydra.sweeper.n_trials=2", "optimizer.lr=choice(1e30)", *TINY_RUN,
+                     f"hydra.sweep.dir={sweep}")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "sweep finished: 2 jobs, 2 diverged" in result.stdout
+    assert yaml.safe_load((sweep / "optimization_results.yaml").read_text())["best_value"] == float("-inf")
+
+
 @pytest.mark.parametrize("preset", presets())
 def test_every_preset_maximises_val_acc_with_a_seeded_tpe_search(make_cfg, preset):
     hydra_cfg = hydra_node(f"hparams_search={preset}")
