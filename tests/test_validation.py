@@ -72,6 +72,9 @@ RULE_CASES = [
     (["trainer.progress_every=0"], ["trainer.progress_every=0", ">= 1"]),
     (["trainer.device=tpu"], ["trainer.device=tpu", "auto, cpu, cuda, cuda:N or mps"]),
     (["trainer.deterministic=maybe"], ["trainer.deterministic=maybe", "true or false"]),
+    (["trainer.compile=fast"], ["trainer.compile=fast", "true, false or a torch.compile mode", "reduce-overhead"]),
+    (["trainer.devices=1.5"], ["trainer.devices=1.5", "an integer >= 1"]),
+    (["trainer.sync_bn=maybe"], ["trainer.sync_bn=maybe", "true or false"]),
     (["+trainer.epoch=3"], ["trainer.epoch is not a config key (did you mean trainer.epochs?)"]),
     (["+seeed=1"], ["seeed is not a config key (did you mean seed?)"]),
     # model
