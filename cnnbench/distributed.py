@@ -53,7 +53,7 @@ ONE_PROCESS = Ranks()
 
 def current() -> Ranks:
     if not is_active():
-        return Ranks()
+        return ONE_PROCESS
     return Ranks(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", dist.get_rank())))
 
 
@@ -81,15 +81,15 @@ def rank_device(device: torch.device, local_rank: int) -> torch.device:
 # --- which images each rank takes -------------------------------------------------------------------------
 
 def batch_indices(order: torch.Tensor | None, count: int, batch_size: int, ranks: Ranks, start_step: int = 0,
-                  device: torch.device | None = None) -> Iterator[slice | torch.Tensor]:
+                  device: torch.device | None = None, training: bool = False) -> Iterator[slice | torch.Tensor]:
     """The positions of each batch of a pass over `count` images in `order` (None = 0..count-1), from `start_step`.
 
     `batch_size` is the global batch: in a data-parallel run rank r takes every world_size-th image of each
     global batch from the r-th on, so the ranks together see exactly the batches one process would. Parts
-    may be empty (a last batch smaller than the world size); `steps_per_pass` leaves that batch out of training.
+    may be empty (an evaluation batch smaller than the world size); a `training` pass leaves such a batch out.
     """
-    for start in range(start_step * batch_size, count, batch_size):
-        stop = min(start + batch_size, count)
+    for step in range(start_step, steps_per_pass(count, batch_size, ranks, training)):
+        start, stop = step * batch_size, min((step + 1) * batch_size, count)
         if ranks.world_size == 1:
             yield slice(start, stop) if order is None else order[start:stop]
         else:

@@ -15,14 +15,18 @@ class EpochPasses:
     """What every loader shares: passes of `num_examples` images in global batches of `batch_size`, in a fresh
     permutation from `generator` when shuffling, each rank of a data-parallel run taking its part of a batch.
 
-    Subclasses set the attributes below and implement `batches(order, start_step)`.
+    Subclasses implement `num_examples` and `batches(order, start_step)`.
     """
 
-    batch_size: int
-    device: torch.device
-    shuffle: bool
-    generator: torch.Generator | None
-    ranks: Ranks
+    def __init__(self, batch_size: int, transform: BatchTransform, device: torch.device, shuffle: bool,
+                 generator: torch.Generator | None, ranks: Ranks, augment_generator: torch.Generator | None):
+        self.batch_size = batch_size
+        self.transform = transform
+        self.device = device
+        self.shuffle = shuffle
+        self.generator = generator
+        self.augment_generator = augment_generator or generator
+        self.ranks = ranks
 
     @property
     def num_examples(self) -> int:
@@ -56,15 +60,9 @@ class DeviceLoader(EpochPasses):
     def __init__(self, dataset: ImageSet, batch_size: int, transform: BatchTransform, device: torch.device,
                  shuffle: bool = False, generator: torch.Generator | None = None, ranks: Ranks = ONE_PROCESS,
                  augment_generator: torch.Generator | None = None):
+        super().__init__(batch_size, transform, device, shuffle, generator, ranks, augment_generator)
         self.images = dataset.images.to(device)
         self.labels = dataset.labels.to(device)
-        self.batch_size = batch_size
-        self.transform = transform
-        self.device = device
-        self.shuffle = shuffle
-        self.generator = generator
-        self.augment_generator = augment_generator or generator
-        self.ranks = ranks
 
     @property
     def num_examples(self) -> int:
@@ -74,10 +72,8 @@ class DeviceLoader(EpochPasses):
         """This rank's batches of one epoch in `order`, from batch `start_step` on (to finish a resumed epoch)."""
         if order is not None:
             order = order.to(self.device)
-        for step, index in enumerate(batch_indices(order, len(self.labels), self.batch_size, self.ranks, start_step,
-                                                   self.device), start=start_step):
-            if step >= len(self):
-                return
+        for index in batch_indices(order, len(self.labels), self.batch_size, self.ranks, start_step, self.device,
+                                   training=self.shuffle):
             if isinstance(index, torch.Tensor) and len(index) == 0:
                 continue  # an evaluation batch smaller than the world size: other ranks take its images
             yield self.transform(self.images[index], self.augment_generator), self.labels[index]

@@ -9,12 +9,11 @@ Workers persist across epochs: the batch sampler's plan is replaced before each 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from itertools import islice
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from ..distributed import Ranks, batch_indices, steps_per_pass
+from ..distributed import ONE_PROCESS, Ranks, batch_indices
 from .loader import EpochPasses
 from .transforms import BatchTransform
 
@@ -52,17 +51,11 @@ class FolderLoader(EpochPasses):
 
     def __init__(self, dataset: Dataset, positions: torch.Tensor | None, batch_size: int, transform: BatchTransform,
                  device: torch.device, num_workers: int = 0, shuffle: bool = False,
-                 generator: torch.Generator | None = None, ranks: Ranks | None = None,
+                 generator: torch.Generator | None = None, ranks: Ranks = ONE_PROCESS,
                  augment_generator: torch.Generator | None = None):
+        super().__init__(batch_size, transform, device, shuffle, generator, ranks, augment_generator)
         self.dataset = dataset
         self.positions = torch.arange(len(dataset)) if positions is None else positions.cpu()
-        self.batch_size = batch_size
-        self.transform = transform
-        self.device = device
-        self.shuffle = shuffle
-        self.generator = generator
-        self.augment_generator = augment_generator or generator
-        self.ranks = ranks or Ranks()
         self.plan = PlannedBatches()
         self.loader = DataLoader(dataset, batch_sampler=self.plan, num_workers=num_workers,
                                  pin_memory=device.type == "cuda", persistent_workers=num_workers > 0)
@@ -86,7 +79,6 @@ class FolderLoader(EpochPasses):
         """Dataset positions of this rank's batches; an empty part (a batch smaller than the world size) is left out."""
         count = self.num_examples if order is None else len(order)
         order = None if order is None else order.cpu()
-        steps = steps_per_pass(count, self.batch_size, self.ranks, training=self.shuffle)
-        parts = batch_indices(order, count, self.batch_size, self.ranks, start_step)
-        planned = [self.positions[index].tolist() for index in islice(parts, max(steps - start_step, 0))]
+        parts = batch_indices(order, count, self.batch_size, self.ranks, start_step, training=self.shuffle)
+        planned = [self.positions[index].tolist() for index in parts]
         return [part for part in planned if part]
