@@ -1,4 +1,6 @@
+import sys
+
 from .cli import main
 
 if __name__ == "__main__":  # spawned ranks (trainer.devices) import this module without running it
-    main()
+    sys.exit(main())

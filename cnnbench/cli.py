@@ -1,95 +1,95 @@
-"""Command-line front door: checks the overrides before Hydra starts, so mistakes read as one line.
+"""The command-line front door of every command: `python -m cnnbench` (training), `cnnbench.inspect`,
+`cnnbench.evaluate` and `cnnbench.report`.
 
-Hydra reports an unknown option or key with a multi-line message and a hint about HYDRA_FULL_ERROR;
-here the same check runs first (a config composition per swept value, which costs milliseconds)
-and prints `error: <key>: <what is allowed>` with exit code 2. Anything this check cannot judge is
-left to Hydra.
+Before Hydra starts, the overrides are composed once per swept value (milliseconds), so that an unknown option
+or key reads as one line `error: <key>: <what is allowed>` with exit code 2, where Hydra would print several
+lines and a hint about HYDRA_FULL_ERROR. Anything this check cannot judge is left to Hydra. Every other
+mistake a command meets (a bad value, a missing file) is a CnnbenchError: one line, its exit code, and the
+traceback in the run's log.
 """
 
 from __future__ import annotations
 
-import atexit
 import difflib
 import logging
 import os
-import shutil
 import sys
-import tempfile
 from collections.abc import Callable
 
 from hydra import compose, initialize_config_dir
-from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
+from hydra.errors import ConfigCompositionException, MissingConfigException
 from omegaconf import DictConfig, OmegaConf
 
 from . import CONF_DIR
-from .distributed import launched_by_torchrun
-from .launchers import missing_plugin
+from .errors import CnnbenchError, announce
+from .runtime.distributed import scratch_run_dir_overrides
+from .runtime.overrides import command_line_overrides, parse_overrides, single_value_sets
+from .runtime.sweeps import missing_plugin
 
 log = logging.getLogger(__name__)
 
-VALUE_FLAGS = {"--cfg", "-c", "--package", "-p", "--info", "-i"}
-CUSTOM_CONFIG_FLAGS = {"--config-name", "-cn", "--config-path", "-cp", "--config-dir", "-cd"}
 MODE_FLAGS = {"-r": "--run", "-m": "--multirun", "-c": "--cfg", "-i": "--info", "-sc": "--shell-completion"}
 
 
-def split_overrides(argv: list[str]) -> list[str] | None:
-    """The override arguments of a Hydra command line; None if it points at another config."""
-    overrides, skip = [], False
-    for arg in argv:
-        if skip:
-            skip = False
-            continue
-        flag = arg.split("=", 1)[0]
-        if flag in CUSTOM_CONFIG_FLAGS:
-            return None
-        if arg.startswith("-"):
-            skip = arg in VALUE_FLAGS
-            continue
-        overrides.append(arg)
-    return overrides
+def main(argv: list[str] | None = None) -> int:
+    """`python -m cnnbench [overrides]`: train; the exit code."""
+    from .train import main as train_main
+
+    argv = sys.argv[1:] if argv is None else list(argv)
+    return run_hydra_app(train_main, [*argv, *scratch_run_dir_overrides()])
 
 
-def candidate_override_sets(overrides: list[str]) -> list[list[str]]:
-    """One override list per value of each sweep (others at their first value), without hydra.* keys.
+def run_hydra_app(app: Callable[[], object], argv: list[str], config_name: str = "config") -> int:
+    """Check the overrides on `argv`, then run the @hydra.main function `app` with them; the exit code."""
+    try:
+        problem = override_problem(argv, config_name)
+    except CnnbenchError as err:
+        return announce(err, log)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    saved, sys.argv = sys.argv, [sys.argv[0], *argv]  # @hydra.main reads its command line from sys.argv
+    try:
+        app()
+    except SystemExit as exit_:
+        return exit_code(exit_)
+    finally:
+        sys.argv = saved
+    return 0
 
-    hydra/<group> choices (hydra/launcher=joblib) stay: a composition checks that they exist.
-    """
-    from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    parsed = OverridesParser.create().parse_overrides(overrides)
-    choices: list[list[str]] = []
-    for override in parsed:
-        key = override.get_key_element()
-        if key.lstrip("+~").startswith("hydra."):
-            continue
-        if override.is_sweep_override():
-            try:
-                values = list(override.sweep_string_iterator())
-            except Exception:  # interval sweeps and the like: only a sweeper can expand them
-                continue
-            choices.append([f"{key}={value}" for value in values])
-        else:
-            choices.append([override.input_line])
-    base = [values[0] for values in choices]
-    sets = [base]
-    for i, values in enumerate(choices):
-        sets += [base[:i] + [value] + base[i + 1:] for value in values[1:]]
-    return sets
+def run_command(command: Callable[[list[str]], object], argv: list[str] | None = None) -> int:
+    """A command that is not a Hydra app (report, evaluate): a CnnbenchError becomes one line; the exit code."""
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    try:
+        command(sys.argv[1:] if argv is None else list(argv))
+    except CnnbenchError as err:
+        return announce(err, log)
+    except BrokenPipeError:  # `... | head` stopped reading: end quietly, as command-line tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    return 0
+
+
+def exit_code(exit_: SystemExit) -> int:
+    code = exit_.code
+    if code is None:
+        return 0
+    return code if isinstance(code, int) else 1
 
 
 def override_problem(argv: list[str], config_name: str = "config") -> str | None:
     """A one-line description of the first bad override on `argv`, or None when all compose."""
-    overrides = split_overrides(argv) or []
+    lines = command_line_overrides(argv) or []
+    overrides = parse_overrides(lines)
     problem = mode_problem(argv) or missing_plugin(overrides)
     if problem or not overrides:
         return problem
     with initialize_config_dir(CONF_DIR, version_base=None):
         candidate: list[str] = []
         try:
-            for candidate in candidate_override_sets(overrides):
+            for candidate in single_value_sets(overrides):
                 compose(config_name, overrides=candidate)
-        except OverrideParseException as err:
-            return str(err).splitlines()[0] + " (see https://hydra.cc/docs/advanced/override_grammar/basic)"
         except MissingConfigException as err:
             return _missing_option_message(err)
         except ConfigCompositionException as err:
@@ -134,26 +134,3 @@ def _composition_message(err: ConfigCompositionException, compose_with: Callable
     suggestion = f" (did you mean {parent + '.' if parent else ''}{hint[0]}?)" if hint else ""
     where = f"keys under {parent}" if parent else "top-level keys"
     return f"{full_key} is not a config key{suggestion}; {where}: {', '.join(known)}"
-
-
-def guarded(app: Callable[[], object], config_name: str = "config") -> None:
-    problem = override_problem(sys.argv[1:], config_name)
-    if problem:
-        print(f"error: {problem}", file=sys.stderr)
-        sys.exit(2)
-    app()
-
-
-def main() -> None:
-    from .train import main as train_main
-
-    if launched_by_torchrun() and os.environ["RANK"] != "0":
-        sys.argv += scratch_run_dir()
-    guarded(train_main)
-
-
-def scratch_run_dir() -> list[str]:
-    """Overrides that keep a torchrun rank other than 0 out of outputs/: rank 0 alone makes the run directory."""
-    scratch = tempfile.mkdtemp(prefix=f"cnnbench-rank{os.environ['RANK']}-")
-    atexit.register(shutil.rmtree, scratch, ignore_errors=True)
-    return [f"hydra.run.dir={scratch}", "hydra.output_subdir=null"]

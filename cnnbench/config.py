@@ -18,11 +18,14 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from . import CONF_DIR
+from .data import input_size
 from .data.folder import complete_folder_config
 from .data.sources import NATIVE_FORMATS, SOURCE_NAMES
 from .errors import ConfigError
 from .models import INIT_SCHEMES, build_model, list_models
 from .models.build import model_options
+from .runtime.devices import resolve_device
+from .runtime.distributed import launched_by_torchrun
 
 
 @dataclass(frozen=True)
@@ -136,6 +139,7 @@ RULES = (
     Rule("scheduler.pct_start", "a number in (0, 1)", number_in(0, 1, low_open=True)),
     Rule("scheduler.div_factor", "a number > 0", number_above(0)),
     Rule("scheduler.final_div_factor", "a number > 0", number_above(0)),
+    Rule("inspect.format", "one of table, json", one_of("table", "json")),
 )
 SECTIONS = ("model", "data", "optimizer", "scheduler", "trainer")
 
@@ -143,22 +147,26 @@ SECTIONS = ("model", "data", "optimizer", "scheduler", "trainer")
 FILLED_FROM_FOLDER = ("data.in_chans", "data.num_classes")  # null in image_folder.yaml until the folder is read
 
 
-def validate_config(cfg: DictConfig) -> None:
+def validate_config(cfg: DictConfig, root: str = "config") -> None:
     """Raise ConfigError for the first value that breaks a rule; keys a config lacks are skipped.
 
-    data=image_folder reads its folder first, once the other keys pass: that fills data.in_chans,
-    data.num_classes and a null data.mean/std, which the rules then check like any other value."""
+    `root` is the config `cfg` was composed from: `config` (training, evaluation) or `inspect`, which only
+    builds the model and so needs no data.mean/std. data=image_folder reads its folder first, once the other
+    keys pass: that fills data.in_chans, data.num_classes and a null data.mean/std, which the rules then
+    check like any other value."""
+    normalized = root == "config"
     if OmegaConf.select(cfg, "data.name") == "image_folder":
         _check_rules(cfg, [rule for rule in RULES if rule.key not in FILLED_FROM_FOLDER])
-        _check_known_keys(cfg)
-        complete_folder_config(cfg.data)
+        _check_known_keys(cfg, root)
+        complete_folder_config(cfg.data, normalization=normalized)
     _check_rules(cfg, RULES)
-    _check_known_keys(cfg)
+    _check_known_keys(cfg, root)
     _check_nesterov(cfg.optimizer)
     _check_data_format(cfg.data)
-    _check_normalization(cfg.data)
+    if normalized:
+        _check_normalization(cfg.data)
     _check_model_fits_input(cfg)
-    resolve_device(cfg.trainer.device)
+    _check_sync_bn(cfg.trainer, resolve_device(cfg.trainer.device))
 
 
 def _check_rules(cfg: DictConfig, rules) -> None:
@@ -196,8 +204,8 @@ def _option_files(group: str) -> tuple[dict, ...]:
 
 
 @lru_cache
-def _root_config() -> dict:
-    return OmegaConf.to_container(OmegaConf.load(Path(CONF_DIR, "config.yaml")))
+def _root_config(root: str = "config") -> dict:
+    return OmegaConf.to_container(OmegaConf.load(Path(CONF_DIR, f"{root}.yaml")))
 
 
 def known_keys(cfg: DictConfig, section: str) -> list[str]:
@@ -212,13 +220,14 @@ def known_keys(cfg: DictConfig, section: str) -> list[str]:
     return list(dict.fromkeys(key for option in chosen for key in option))
 
 
-def _top_level_keys() -> list[str]:
+def _top_level_keys(root: str) -> list[str]:
     groups = sorted(p.name for p in Path(CONF_DIR).iterdir() if p.is_dir())
-    return [key for key in dict.fromkeys([*_root_config(), *groups]) if key not in ("defaults", "hydra")]
+    keys = [*_root_config(), *_root_config(root), *groups]
+    return [key for key in dict.fromkeys(keys) if key not in ("defaults", "hydra")]
 
 
-def _check_known_keys(cfg: DictConfig) -> None:
-    _reject_unknown([str(k) for k in cfg if k != "hydra"], _top_level_keys(), parent="")
+def _check_known_keys(cfg: DictConfig, root: str) -> None:
+    _reject_unknown([str(k) for k in cfg if k != "hydra"], _top_level_keys(root), parent="")
     for section in SECTIONS:
         if isinstance(cfg.get(section), DictConfig):
             _reject_unknown([str(k) for k in cfg[section]], known_keys(cfg, section), parent=section)
@@ -266,35 +275,19 @@ def _check_normalization(data_cfg: DictConfig) -> None:
 
 def _check_model_fits_input(cfg: DictConfig) -> None:
     """Build the model on the meta device (no memory, no init): too-small inputs and bad options surface here."""
-    model_cfg = {**_plain(cfg.model), "init": "default"}
+    model_cfg, size = {**_plain(cfg.model), "init": "default"}, input_size(cfg.data)
     try:
         with torch.device("meta"):
-            build_model(model_cfg, cfg.data)
+            build_model(model_cfg, num_classes=cfg.data.num_classes, in_chans=cfg.data.in_chans, input_size=size)
     except ConfigError:
         raise
     except Exception as err:  # a layer that refuses its size: torch's RuntimeError and the like
-        size = cfg.data.get("resize") or cfg.data.image_size
         raise ConfigError(f"model={cfg.model.name} cannot take {cfg.data.in_chans}x{size}x{size} inputs "
                           f"({str(err).splitlines()[0]}); change data.resize or the model's options") from err
 
 
-def available_devices() -> list[str]:
-    devices = ["auto", "cpu"]
-    devices += ["cuda", *(f"cuda:{i}" for i in range(torch.cuda.device_count()))] if torch.cuda.is_available() else []
-    return devices + (["mps"] if torch.backends.mps.is_available() else [])
-
-
-def resolve_device(spec: str) -> torch.device:
-    """`auto` picks CUDA, then MPS, then the CPU; an explicit device must exist on this machine."""
-    if spec == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if spec not in available_devices():
-        count = torch.cuda.device_count()
-        reason = ("MPS is not available" if spec == "mps" else f"this machine has {count} CUDA device(s)" if count
-                  else "CUDA is not available")
-        raise not_allowed("trainer.device", spec, f"one of {', '.join(available_devices())} ({reason} here)")
-    return torch.device(spec)
+def _check_sync_bn(trainer_cfg: DictConfig, device: torch.device) -> None:
+    parallel = trainer_cfg.get("devices", 1) > 1 or launched_by_torchrun()
+    if trainer_cfg.get("sync_bn") and parallel and device.type != "cuda":
+        raise ConfigError("trainer.sync_bn=true is not allowed on the CPU: torch's SyncBatchNorm runs on CUDA only "
+                          "(with false each process normalises with the statistics of its own part of the batch)")

@@ -29,15 +29,14 @@ from torch.overrides import TorchFunctionMode
 from torch.utils.flop_counter import FlopCounterMode
 
 from . import CONF_DIR
-from .data.folder import complete_folder_config
-from .errors import CnnbenchError, ConfigError, announce
+from .config import validate_config
+from .data import input_size
+from .errors import CnnbenchError, announce
 from .models import build_model
-from .models.build import model_input_size
 from .models.shapes import Window, effective_kernel_size, window_of
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("table", "json")
 ADAPTIVE_POOLS = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
 
 
@@ -193,12 +192,9 @@ def render_table(report: dict) -> Group:
 
 def run(cfg: DictConfig) -> dict:
     """Build `cfg.model` for `cfg.data`'s input, print its report in `cfg.inspect.format`, return the report."""
-    if cfg.inspect.format not in FORMATS:
-        raise ConfigError(f"inspect.format={cfg.inspect.format} is not allowed: expected one of {', '.join(FORMATS)}")
-    if cfg.data.get("name") == "image_folder":  # channels and classes come from the folder (no mean/std needed)
-        complete_folder_config(cfg.data, normalization=False)
-    size = model_input_size(cfg.data)
-    model = build_model(cfg.model, cfg.data)
+    validate_config(cfg, root="inspect")  # data=image_folder: channels and classes come from the folder
+    size = input_size(cfg.data)
+    model = build_model(cfg.model, num_classes=cfg.data.num_classes, in_chans=cfg.data.in_chans, input_size=size)
     report = inspect_model(model, (1, cfg.data.in_chans, size, size), name=cfg.model.name)
     if cfg.inspect.format == "json":
         print(json.dumps(report))
@@ -208,14 +204,19 @@ def run(cfg: DictConfig) -> dict:
 
 
 @hydra.main(config_path=CONF_DIR, config_name="inspect", version_base=None)
-def main(cfg: DictConfig) -> None:
+def app(cfg: DictConfig) -> None:
     try:
         run(cfg)
     except CnnbenchError as err:
         sys.exit(announce(err, log))
 
 
-if __name__ == "__main__":
-    from .cli import guarded
+def main(argv: list[str] | None = None) -> int:
+    """`python -m cnnbench.inspect [overrides]`; the exit code."""
+    from .cli import run_hydra_app
 
-    guarded(main, "inspect")
+    return run_hydra_app(app, sys.argv[1:] if argv is None else list(argv), "inspect")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -6,7 +6,7 @@
             no metrics, no logging (the floor of what this hardware does), with the same images, split,
             batch order and initial weights as cnnbench's run, so both compute exactly the same steps
   cnnbench  cnnbench's own training path as `python -m cnnbench` runs it (run(cfg): device loader,
-            metrics, progress bar, logging, checkpoints), timed by its own train_examples_per_s
+            metrics, progress bar, logging, checkpoints), timed by its own throughput/train_examples_per_s
 
 All three read the same random images of a real dataset's shape, written once as that dataset's files
 (offline); the speed of some models depends on the pixel values, so the ways never use different data.
@@ -34,6 +34,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import open_dict
 
 from cnnbench import CONF_DIR
+from cnnbench.data import input_size
 from cnnbench.data.transforms import BatchTransform
 from cnnbench.models import build_model
 
@@ -56,7 +57,8 @@ def random_dataset(data_cfg, count: int, seed: int = 0) -> tuple[np.ndarray, np.
 
 def make_model(model_name: str, data_cfg, device: torch.device) -> nn.Module:
     torch.manual_seed(0)
-    return build_model({"name": model_name, "init": "default"}, data_cfg).to(device)
+    return build_model({"name": model_name, "init": "default"}, num_classes=data_cfg.num_classes,
+                       in_chans=data_cfg.in_chans, input_size=input_size(data_cfg)).to(device)
 
 
 def timed_steps(batches, step, warmup: int, steps: int, device: torch.device) -> float:
@@ -199,8 +201,8 @@ def cnnbench_run(model_name, data_cfg, root: Path, images, labels, args, device,
         cfg.output_dir = out
         summary = run(cfg)
     if compile_:
-        print(f"torch.compile: first step (compilation) {summary['first_step_s']:.1f}s", flush=True)
-    return summary["train_examples_per_s"]
+        print(f"torch.compile: first step (compilation) {summary['time/first_step_s']:.1f}s", flush=True)
+    return summary["throughput/train_examples_per_s"]
 
 
 def compiled_run(model_name, data_cfg, root: Path, images, labels, args, device) -> float:

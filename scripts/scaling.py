@@ -4,7 +4,7 @@
     python scripts/scaling.py --model resnet18 --devices 1 2 --epochs 2 --num-train 12000
     python scripts/scaling.py --device cuda --devices 1 2 4 8  # one GPU per process
 
-Each run is `python -m cnnbench` as a user starts it; the figure is the run's own `train_examples_per_s`
+Each run is `python -m cnnbench` as a user starts it; the figure is the run's own `throughput/train_examples_per_s`
 (summary.json: training images per second over the epochs after the first). Writes --json as well.
 """
 
@@ -31,8 +31,8 @@ def run_once(args: argparse.Namespace, devices: int, run_dir: Path) -> dict:
     if result.returncode != 0:
         sys.exit(f"run with trainer.devices={devices} failed:\n{result.stderr[-2000:]}")
     summary = json.loads((run_dir / "summary.json").read_text())
-    return {"devices": devices, "images_per_s": summary["train_examples_per_s"], "wall_s": summary["wall_s"],
-            "test_acc": summary["test_acc"]}
+    return {"devices": devices, "images_per_s": summary["throughput/train_examples_per_s"],
+            "wall_s": summary["time/wall_s"], "test_acc": summary["test/acc"]}
 
 
 def median_run(runs: list[dict]) -> dict:

@@ -1,22 +1,28 @@
-"""Shared fixtures: configs composed through Hydra's compose API, tiny datasets in torchvision's formats."""
+"""Shared fixtures: configs composed through Hydra's compose API, the command line called in-process, tiny
+datasets in torchvision's formats."""
 
 from __future__ import annotations
 
 import gzip
 import hashlib
+import logging
 import os
 import pickle
 import struct
 import subprocess
 import sys
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
-from cnnbench import CONF_DIR
+from cnnbench import CONF_DIR, cli
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -39,8 +45,88 @@ def make_cfg(tmp_path):
     return _make
 
 
+@contextmanager
+def hydra_cleaned_up():
+    """A command run in-process leaves Hydra's job config and the run's log file behind; this removes them
+    (a stale HydraConfig would make a plain run(cfg) believe it is a sweep job)."""
+    before = {id(handler) for logger in _loggers() for handler in logger.handlers}
+    try:
+        yield
+    finally:
+        HydraConfig.instance().cfg = None
+        for logger in _loggers():  # the run's run.log, and handlers bound to this test's captured streams
+            for handler in [h for h in logger.handlers if id(h) not in before]:
+                logger.removeHandler(handler)
+                handler.close()
+
+
+def _loggers() -> list[logging.Logger]:
+    named = [logger for logger in logging.root.manager.loggerDict.values() if isinstance(logger, logging.Logger)]
+    return [logging.getLogger(), *named]
+
+
+@pytest.fixture(autouse=True)
+def hydra_left_as_found():
+    threads = torch.get_num_threads()  # a data-parallel or sweep run sets the threads of its process
+    with hydra_cleaned_up():
+        yield
+    torch.set_num_threads(threads)
+
+
+def main_in_process(*args: str, main=cli.main) -> int:
+    """A command's exit code, run in this process (for module-scoped fixtures, where capsys is not available)."""
+    with hydra_cleaned_up():
+        return main(list(args))
+
+
+@dataclass
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def cli_main(capsys):
+    """cli_main(*args, main=cnnbench.cli.main): a command's front door called in-process, as `python -m` calls it."""
+
+    def _call(*args: str, main=cli.main) -> Result:
+        capsys.readouterr()
+        code = main(list(args))
+        out, err = capsys.readouterr()
+        return Result(code, out, err)
+
+    return _call
+
+
+def one_line_error(result: Result, *fragments: str) -> str:
+    """The one line a failed command printed on stderr (no traceback anywhere), checked for `fragments`."""
+    assert result.returncode != 0, result
+    assert "Traceback" not in result.stdout + result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+    return lines[0]
+
+
+def hparams_of(run_dir) -> tuple[list[str], dict]:
+    """The metric tags of a run's HParams experiment and the hyperparameter values of its session."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    events = EventAccumulator(str(run_dir / "tensorboard"))
+    events.Reload()
+    content = events.PluginTagToContent("hparams")
+    experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
+    session = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"])
+    values = {key: value.WhichOneof("kind") and getattr(value, value.WhichOneof("kind"))
+              for key, value in session.session_start_info.hparams.items()}
+    return [info.name.tag for info in experiment.metric_infos], values
+
+
 def run_cli(*args: str, cwd: Path | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
-    """`python -m cnnbench ARGS` in a subprocess, as a user runs it."""
+    """`python -m cnnbench ARGS` in a subprocess, as a user runs it (for what only a process shows)."""
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     env.pop("HYDRA_FULL_ERROR", None)
     return subprocess.run([sys.executable, "-m", "cnnbench", *args], cwd=cwd or REPO, env=env,

@@ -10,7 +10,6 @@ from omegaconf import OmegaConf
 
 from cnnbench import CONF_DIR
 from cnnbench.config import validate_config
-from tests.conftest import run_cli
 
 GROUPS = ("model", "data", "optimizer", "scheduler", "experiment")
 
@@ -52,7 +51,7 @@ SEED_RECIPES = {
                         "data.augment": True, "data.mean": [0.2860], "data.std": [0.3530], "data.val_split": 6000,
                         "data.split_seed": 42, "data.batch_size": 128, "optimizer.lr": 0.1,
                         "optimizer.momentum": 0.9, "optimizer.nesterov": True, "optimizer.weight_decay": 1e-4,
-                        "trainer.label_smoothing": 0.1, "scheduler._target_": "cnnbench.schedulers.cosine",
+                        "trainer.label_smoothing": 0.1, "scheduler._target_": "cnnbench.engine.schedulers.cosine",
                         "scheduler.min_lr": 1e-4, "trainer.epochs": 50, "trainer.grad_clip": 1.0,
                         "trainer.patience": 10},
     "mnist_lenet": {"data.name": "mnist", "data.batch_size": 64, "trainer.epochs": 10, "data.val_split": 0},
@@ -64,7 +63,7 @@ SEED_RECIPES = {
 }
 D2L_COMMON = {"data.name": "fashion_mnist", "data.val_split": 0, "data.normalize": False, "data.augment": False,
               "model.init": "xavier", "optimizer.momentum": 0.0, "optimizer.weight_decay": 0.0,
-              "scheduler._target_": "cnnbench.schedulers.constant", "trainer.epochs": 10, "trainer.patience": 0}
+              "scheduler._target_": "cnnbench.engine.schedulers.constant", "trainer.epochs": 10, "trainer.patience": 0}
 
 
 def test_every_experiment_has_a_recipe_here():
@@ -82,15 +81,15 @@ def test_experiment_carries_the_seed_recipe(make_cfg, experiment):
     validate_config(cfg)
 
 
-def test_cfg_job_shows_an_experiment(tmp_path):
-    result = run_cli("experiment=fmnist_resnet18", "--cfg", "job")
+def test_cfg_job_shows_an_experiment(cli_main):
+    result = cli_main("experiment=fmnist_resnet18", "--cfg", "job")
     assert result.returncode == 0, result.stderr
     assert "nesterov: true" in result.stdout and "label_smoothing: 0.1" in result.stdout
 
 
-def test_mlp_vs_cnn_preset_sweeps_both_models_over_both_pixel_orders(mnist_root, tmp_path):
+def test_mlp_vs_cnn_preset_sweeps_both_models_over_both_pixel_orders(cli_main, mnist_root, tmp_path):
     sweep = tmp_path / "sweep"
-    result = run_cli("-m", "experiment=mnist_mlp_vs_cnn", f"data.root={mnist_root}", "data.download=false",
+    result = cli_main("-m", "experiment=mnist_mlp_vs_cnn", f"data.root={mnist_root}", "data.download=false",
                      "trainer.device=cpu", f"hydra.sweep.dir={sweep}")
     assert result.returncode == 0, result.stderr
     runs = [json.loads(p.read_text()) for p in sorted(sweep.glob("*/summary.json"))]

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -16,9 +14,9 @@ from torch.utils.flop_counter import FlopCounterMode
 from cnnbench import CONF_DIR
 from cnnbench.errors import ConfigError
 from cnnbench.inspect import adaptive_window, format_flops, inspect_model, render_table, run
+from cnnbench.inspect import main as inspect_main
 from cnnbench.models import create_model
 from cnnbench.models.shapes import Window
-from tests.conftest import REPO
 
 
 def test_report_fields_and_types():
@@ -125,14 +123,16 @@ def test_run_refuses_an_unknown_format():
         run(compose_inspect("inspect.format=xml"))
 
 
-def run_inspect(*args: str, cwd) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONWARNINGS": "ignore"}
-    env.pop("HYDRA_FULL_ERROR", None)
-    return subprocess.run([sys.executable, "-m", "cnnbench.inspect", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=120)
+@pytest.fixture
+def run_inspect(cli_main, monkeypatch):
+    def _run(*args: str, cwd):
+        monkeypatch.chdir(cwd)
+        return cli_main(*args, main=inspect_main)
+
+    return _run
 
 
-def test_cli_json_writes_no_files(tmp_path):
+def test_cli_json_writes_no_files(run_inspect, tmp_path):
     result = run_inspect("model=lenet", "data=fashion_mnist", "inspect.format=json", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
@@ -141,7 +141,7 @@ def test_cli_json_writes_no_files(tmp_path):
     assert list(tmp_path.iterdir()) == []  # no outputs/, no .hydra/, no log file
 
 
-def test_cli_refuses_a_too_small_input_in_one_line(tmp_path):
+def test_cli_refuses_a_too_small_input_in_one_line(run_inspect, tmp_path):
     result = run_inspect("model=alexnet", "data=fashion_mnist", cwd=tmp_path)
     assert result.returncode == 2
     assert "Traceback" not in result.stdout + result.stderr

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import torch
 
-from ..distributed import ONE_PROCESS, Ranks
-from .folder import FolderLoader, complete_folder_config, open_images, training_split, worker_count
+from ..runtime.distributed import ONE_PROCESS, Ranks
+from .folder import FolderLoader, folder_layout, open_images, training_split, worker_count
 from .loader import DeviceLoader
 from .sources import SOURCE_NAMES, ImageSet, Source, load_source
 from .split import split_positions, validation_count
@@ -96,7 +96,7 @@ def build_folder_data(data_cfg, device: torch.device, seed: int, ranks: Ranks) -
 
     Without a val/ folder, validation is a fixed split of train/; without a test/ folder, the test set is
     the validation set (and with data.val_split=0, validation uses test/)."""
-    layout = complete_folder_config(data_cfg)  # validate_config filled the config already: this re-checks it
+    layout = folder_layout(data_cfg)  # validate_config filled data.in_chans, num_classes, mean, std from it
     channels, size = int(data_cfg.in_chans), int(data_cfg.image_size)
     train_images = open_images(layout.train, channels, size)
     kept, held_out = training_split(data_cfg, layout, len(train_images))

@@ -18,16 +18,15 @@ from pathlib import Path
 
 import torch
 from omegaconf import OmegaConf, open_dict
-from PIL import Image
 from torch.utils.data import DataLoader, Subset
 
 from ..errors import ConfigError, DataError
+from .imagefiles import class_names, first_image, image_channels
 from .split import split_positions
 from .stream import FolderLoader, unreadable_position
 
 __all__ = ["FolderLayout", "FolderLoader", "complete_folder_config", "open_images", "training_split", "worker_count"]
 
-GRAYSCALE_MODES = ("1", "L", "LA", "I", "I;16", "I;16L", "I;16B", "I;16N", "F")
 CHANNEL_CHOICES = (1, 3)
 STATS_IMAGES = 1000  # training images measured for a null data.mean / data.std
 MAX_AUTO_WORKERS = 8
@@ -42,11 +41,6 @@ class FolderLayout:
 
 
 # --- the folder: layout, classes, channels ------------------------------------------------------------------
-
-def class_names(folder: Path) -> list[str]:
-    """The sub-folders of `folder`, sorted; hidden ones (.ipynb_checkpoints, .git) are not classes."""
-    return sorted(entry.name for entry in os.scandir(folder) if entry.is_dir() and not entry.name.startswith("."))
-
 
 def folder_root(data_cfg) -> Path:
     root = None if OmegaConf.is_missing(data_cfg, "root") else data_cfg.get("root")
@@ -86,42 +80,6 @@ def _same_classes(folder: Path, train: Path, classes: list[str]) -> Path | None:
                        for what, names in (("lacks", missing), ("has the extra", extra)) if names]
         raise DataError(f"{folder} {' and '.join(differences)} (class folders must match those of {train})")
     return folder
-
-
-def first_image(train: Path, classes: list[str]) -> Path:
-    """The first image file of the first class, in ImageFolder's order."""
-    from torchvision.datasets.folder import IMG_EXTENSIONS  # imported here: torchvision takes a second or more
-
-    for name in classes:
-        for where, subfolders, files in os.walk(train / name, followlinks=True):
-            subfolders.sort()
-            images = sorted(f for f in files if f.lower().endswith(IMG_EXTENSIONS))
-            if images:
-                return Path(where) / images[0]
-    raise DataError(f"{train} holds no image files ({', '.join(IMG_EXTENSIONS)})")
-
-
-def image_channels(path: Path) -> int:
-    """1 for a grayscale image (read from its header), else 3."""
-    try:
-        with Image.open(path) as image:
-            mode = image.mode
-    except Exception as err:  # PIL raises UnidentifiedImageError, OSError, SyntaxError... for a bad file
-        raise unreadable_error(path, err) from err
-    return 1 if mode in GRAYSCALE_MODES else 3
-
-
-def unreadable_error(path: Path | str, err: Exception | None = None) -> DataError:
-    """One line naming a file PIL cannot decode and why (decoding it again here when `err` is not known)."""
-    if err is None:
-        try:
-            with Image.open(path) as image:
-                image.load()
-            return DataError(f"{path}: could not be read while loading batches; check the file and the disk")
-        except Exception as again:  # the decoder's own error gives the reason
-            err = again
-    reason = " ".join(str(err).split())[:200]
-    return DataError(f"{path}: not a readable image ({type(err).__name__}: {reason}); repair or remove the file")
 
 
 # --- the config: filled from the folder -----------------------------------------------------------------------

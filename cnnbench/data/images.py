@@ -15,7 +15,7 @@ from torchvision.datasets import ImageFolder
 from torchvision.transforms import v2
 
 from ..errors import DataError
-from .folder import class_names, unreadable_error
+from .imagefiles import class_names, unreadable_error
 from .stream import UNREADABLE
 
 log = logging.getLogger(__name__)

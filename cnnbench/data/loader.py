@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import torch
 
-from ..distributed import ONE_PROCESS, Ranks, batch_indices, steps_per_pass
+from ..runtime.distributed import ONE_PROCESS, Ranks, batch_indices, steps_per_pass
 from .sources import ImageSet
 from .transforms import BatchTransform
 

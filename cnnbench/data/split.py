@@ -8,9 +8,7 @@ from ..errors import ConfigError
 
 
 def validation_count(val_split, num_train: int) -> int:
-    """`data.val_split` as a number of images: a count (int >= 1) or a fraction in (0, 1); 0 = none."""
-    if isinstance(val_split, bool) or not isinstance(val_split, int | float) or val_split < 0:
-        raise ConfigError(f"data.val_split must be a count >= 0 or a fraction in (0, 1), got {val_split!r}")
+    """`data.val_split` (validated: a count >= 0 or a fraction in (0, 1); 0 = none) as a number of images."""
     count = round(val_split * num_train) if isinstance(val_split, float) and val_split < 1 else int(val_split)
     if count >= num_train:
         raise ConfigError(f"data.val_split={val_split} leaves no training images (the training set has {num_train})")

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from ..distributed import ONE_PROCESS, Ranks, batch_indices
+from ..runtime.distributed import ONE_PROCESS, Ranks, batch_indices
 from .loader import EpochPasses
 from .transforms import BatchTransform
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import torch.nn as nn
 
-INIT_SCHEMES = ("default", "xavier", "kaiming")
-
 
 def _xavier(m: nn.Module) -> None:
     # d2l's train_ch6: xavier_uniform_ on the weights of Linear and Conv2d, biases untouched.
@@ -25,12 +23,14 @@ def _kaiming(m: nn.Module) -> None:
         nn.init.constant_(m.bias, 0)
 
 
+# `model.init` -> what is applied to every module; `default` keeps what the model's constructor did
+# (PyTorch's defaults or the seed's own init).
+INITIALIZERS = {"default": None, "xavier": _xavier, "kaiming": _kaiming}
+INIT_SCHEMES = tuple(INITIALIZERS)
+
+
 def init_weights(model: nn.Module, scheme: str) -> nn.Module:
-    """`default` keeps what the model's constructor did (PyTorch defaults or the seed's own init)."""
-    if scheme not in INIT_SCHEMES:
-        raise ValueError(f"model.init must be one of {', '.join(INIT_SCHEMES)}, got '{scheme}'")
-    if scheme == "xavier":
-        model.apply(_xavier)
-    elif scheme == "kaiming":
-        model.apply(_kaiming)
+    initializer = INITIALIZERS[scheme]
+    if initializer is not None:
+        model.apply(initializer)
     return model

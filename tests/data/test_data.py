@@ -11,7 +11,7 @@ from cnnbench.data import build_data, split_train_val
 from cnnbench.data.sources import ImageSet, load_source
 from cnnbench.data.transforms import BatchTransform, random_crop, random_flip
 from cnnbench.errors import DataError
-from tests.conftest import random_images, run_cli, write_idx
+from tests.conftest import one_line_error, random_images, write_idx
 
 CPU = torch.device("cpu")
 
@@ -251,15 +251,13 @@ def test_cifar_batch_that_cannot_be_unpickled_is_named(make_cfg, cifar_root, mon
     assert message.startswith(f"{batch}: cannot be unpickled")
 
 
-def test_damaged_file_on_the_command_line_is_one_line_and_exit_code_1(mnist_root, tmp_path):
+def test_damaged_file_on_the_command_line_is_one_line_and_exit_code_1(cli_main, mnist_root, tmp_path):
     images = mnist_root / "MNIST" / "raw" / "train-images-idx3-ubyte"
     damaged = images.read_bytes()[:1000]
     images.write_bytes(damaged)
     run_dir = tmp_path / "run"
-    result = run_cli("data=mnist", f"data.root={mnist_root}", "data.download=false", "trainer.device=cpu",
-                     f"hydra.run.dir={run_dir}")
+    result = cli_main("data=mnist", f"data.root={mnist_root}", "data.download=false", "trainer.device=cpu",
+                      f"hydra.run.dir={run_dir}")
+    one_line_error(result, f"{images}: wrong size (1,000 bytes")
     assert result.returncode == 1
-    assert "Traceback" not in result.stdout + result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and f"{images}: wrong size (1,000 bytes" in lines[0], result.stderr
     assert images.read_bytes() == damaged and not (run_dir / "checkpoints").exists()

@@ -9,13 +9,16 @@ Outside a process group every helper here is a no-op, so one-process runs pay no
 
 from __future__ import annotations
 
+import atexit
 import logging
 import math
 import os
+import shutil
 import signal
 import socket
 import sys
-from collections.abc import Iterator
+import tempfile
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -24,7 +27,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from .errors import CnnbenchError, ConfigError
+from ..errors import CnnbenchError, ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +70,16 @@ def is_main() -> bool:
 
 def launched_by_torchrun() -> bool:
     return all(name in os.environ for name in TORCHRUN_VARIABLES) and int(os.environ["WORLD_SIZE"]) > 1
+
+
+def scratch_run_dir_overrides() -> list[str]:
+    """Hydra overrides that keep a torchrun rank other than 0 out of outputs/ (rank 0 alone makes the run
+    directory); none for rank 0 or outside torchrun. The scratch folder is deleted when the process exits."""
+    if not launched_by_torchrun() or os.environ["RANK"] == "0":
+        return []
+    scratch = tempfile.mkdtemp(prefix=f"cnnbench-rank{os.environ['RANK']}-")
+    atexit.register(shutil.rmtree, scratch, ignore_errors=True)
+    return [f"hydra.run.dir={scratch}", "hydra.output_subdir=null"]
 
 
 def backend_for(device: torch.device) -> str:
@@ -147,17 +160,13 @@ def barrier() -> None:
         dist.barrier()
 
 
-def signal_number(name: str | None) -> int:
-    return int(getattr(signal, name)) if name else 0
-
-
 # --- starting and ending a process group --------------------------------------------------------------------
 
 @contextmanager
 def process_group(devices: int, device: torch.device, child_args: tuple):
     """Join (torchrun) or create (`trainer.devices` > 1) a process group around a run; yields this rank's Ranks.
 
-    `child_args` are passed to `spawned_rank` for every rank this process spawns.
+    `child_args` (run_fn, plain config, threads) are passed to `spawned_rank` for every rank this process spawns.
     """
     if launched_by_torchrun():
         world = int(os.environ["WORLD_SIZE"])
@@ -239,17 +248,16 @@ def _describe(failure: tuple[int, int]) -> str:
     return f"the training process of rank {rank} {how} (its own error, if it printed one, is above)"
 
 
-def spawned_rank(index: int, world_size: int, port: int, run_fn, config: dict, threads: int | None) -> None:
-    """Entry point of a rank spawned by `trainer.devices`: the same `run` as rank 0, told its rank by the env."""
+def spawned_rank(index: int, world_size: int, port: int, run_fn: Callable[[dict], object], config: dict,
+                 threads: int | None) -> None:
+    """Entry point of a rank spawned by `trainer.devices`: `run_fn(config)` as rank 0 runs, told its rank by the env."""
     rank = index + 1
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
                       WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank))
     if threads is not None:
         os.environ[THREADS_VARIABLE] = str(threads)
-    from omegaconf import OmegaConf
-
     try:
-        run_fn(OmegaConf.create(config))
+        run_fn(config)
     except CnnbenchError as err:
         exit_code = getattr(err, "exit_code", 1)
         if exit_code not in INTERRUPTED_EXIT_CODES:  # an agreed stop: rank 0 says where to resume from

@@ -6,7 +6,6 @@ never waits on the host (no `.item()` per step).
 
 from __future__ import annotations
 
-import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,30 +13,10 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from . import distributed
-from .errors import CnnbenchError
-
-
-@dataclass
-class TrainSetup:
-    """What a training step needs besides the data."""
-
-    model: nn.Module
-    optimizer: torch.optim.Optimizer
-    loss_fn: nn.Module
-    scheduler: object = None  # an LRScheduler stepped once per optimizer step
-    grad_clip: float | None = None
-    amp: bool = False  # bf16 autocast for forward passes (trainer.amp)
-
-    @property
-    def module(self) -> nn.Module:
-        """The model itself, unwrapped from torch.compile and DistributedDataParallel: what checkpoints hold."""
-        model = getattr(self.model, "_orig_mod", self.model)
-        return getattr(model, "module", model)
-
-    def autocast(self):
-        device_type = next(self.model.parameters()).device.type
-        return torch.autocast(device_type, dtype=torch.bfloat16, enabled=self.amp)
+from ..errors import Diverged
+from ..runtime import distributed
+from ..runtime.signals import StopFlag, signal_name, signal_number
+from .setup import TrainSetup
 
 
 @dataclass
@@ -54,28 +33,6 @@ class EpochCursor:
 
     def state_dict(self) -> dict:
         return dict(self.__dict__)
-
-
-class StopFlag:
-    """Set by a signal handler; the training loop stops after the step it is in."""
-
-    def __init__(self) -> None:
-        self.signal_name: str | None = None
-
-    @property
-    def requested(self) -> bool:
-        return self.signal_name is not None
-
-
-class Diverged(CnnbenchError):
-    """The loss became NaN or infinite at `step` (of `epoch`, once the epoch loop knows it)."""
-
-    def __init__(self, step: int, last_finite: float, epoch: int | None = None):
-        self.step, self.last_finite, self.epoch = step, last_finite, epoch
-        where = f"epoch {epoch}, step {step}" if epoch else f"step {step}"
-        super().__init__(f"training diverged at {where}: the loss is NaN or infinite (last finite loss "
-                         f"{last_finite:.4g}); best.pt and last.pt keep the last good epoch. "
-                         "Try a lower optimizer.lr, a warmup (scheduler.warmup_epochs) or trainer.grad_clip")
 
 
 def train_one_epoch(setup: TrainSetup, loader, max_steps: int | None = None, cursor: EpochCursor | None = None,
@@ -149,9 +106,9 @@ def stop_now(stop: StopFlag, at_check: bool, device: torch.device) -> bool:
         return stop.requested
     if not at_check:
         return False
-    signum = distributed.agreed_max(distributed.signal_number(stop.signal_name), device)
+    signum = distributed.agreed_max(signal_number(stop.signal_name), device)
     if signum:
-        stop.signal_name = signal.Signals(signum).name
+        stop.signal_name = signal_name(signum)
     return bool(signum)
 
 
@@ -223,32 +180,3 @@ def _evaluate(model: nn.Module, loader, loss_fn: nn.Module, num_classes: int | N
     distributed.all_reduce_sum(confusion)
     loss_total, correct_total, seen_total = summed_over_ranks(loss_sum, correct, seen)
     return loss_total / seen_total, correct_total / seen_total, confusion
-
-
-class EarlyStopping:
-    """Stop after `patience` epochs without a strictly better monitored value (higher is better)."""
-
-    def __init__(self, patience: int | None):
-        self.patience = patience or 0
-        self.best = float("-inf")
-        self.best_epoch = 0
-        self.bad_epochs = 0
-
-    def update(self, value: float, epoch: int) -> bool:
-        """Record this epoch's value; True when it is a new best."""
-        if value > self.best:
-            self.best, self.best_epoch, self.bad_epochs = value, epoch, 0
-            return True
-        self.bad_epochs += 1
-        return False
-
-    @property
-    def should_stop(self) -> bool:
-        return self.patience > 0 and self.bad_epochs >= self.patience
-
-    def state_dict(self) -> dict:
-        return {"best": self.best, "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs}
-
-
-    def load_state_dict(self, state: dict) -> None:
-        self.best, self.best_epoch, self.bad_epochs = state["best"], state["best_epoch"], state["bad_epochs"]

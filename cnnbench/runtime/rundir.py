@@ -4,6 +4,7 @@ and left alone when finished."""
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import logging
@@ -11,9 +12,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
-
-from .errors import ConfigError
+from ..errors import ConfigError
+from .files import read_json
 
 log = logging.getLogger(__name__)
 
@@ -23,15 +23,16 @@ NOT_PART_OF_THE_EXPERIMENT = ("output_dir", "trainer.resume", "trainer.progress_
 FINISHED = ("completed", "diverged")
 
 
-@dataclass
+@dataclass(frozen=True)
 class ResumePlan:
     run_dir: Path
     checkpoint: Path | None = None  # last.pt to continue from; None starts afresh
     finished: dict | None = None  # the summary of an identical run that already finished: nothing to do
 
 
-def config_fingerprint(cfg: DictConfig) -> str:
-    plain = OmegaConf.to_container(cfg, resolve=True)
+def config_fingerprint(config: dict) -> str:
+    """A short hash of a resolved config (plain containers), leaving out what does not change the experiment."""
+    plain = copy.deepcopy(config)
     for dotted in NOT_PART_OF_THE_EXPERIMENT:
         *parents, leaf = dotted.split(".")
         node = plain
@@ -41,9 +42,9 @@ def config_fingerprint(cfg: DictConfig) -> str:
     return hashlib.sha256(json.dumps(plain, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def plan_run_dir(cfg: DictConfig, fingerprint: str) -> ResumePlan:
-    spec = cfg.trainer.get("resume")
-    run_dir = Path(cfg.output_dir)
+def plan_run_dir(run_dir: Path, resume: str | None, fingerprint: str) -> ResumePlan:
+    """Where a run with `trainer.resume=<resume>` writes, given the directory Hydra made for it."""
+    spec, run_dir = resume, Path(run_dir)
     if spec in (None, ""):
         refuse_used_run_dir(run_dir)
         return ResumePlan(run_dir)
@@ -65,7 +66,7 @@ def plan_auto(run_dir: Path, fingerprint: str) -> ResumePlan:
     runs = [run_dir / SUMMARY_FILE] + sorted(sibling_summaries(run_dir), key=lambda p: p.stat().st_mtime,
                                              reverse=True)
     for path in runs:
-        summary = read_summary(path) or {}
+        summary = read_json(path) or {}
         if summary.get("fingerprint") != fingerprint:
             continue
         if summary.get("status") in FINISHED:
@@ -84,16 +85,9 @@ def sibling_summaries(run_dir: Path) -> set[Path]:
     return found
 
 
-def read_summary(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-
-
 def refuse_used_run_dir(run_dir: Path) -> None:
     # Two runs must never write into one directory (for example two launches in the same second).
-    summary = read_summary(run_dir / SUMMARY_FILE) or {}
+    summary = read_json(run_dir / SUMMARY_FILE) or {}
     if summary.get("status", "failed") != "failed" or (run_dir / "checkpoints").exists():
         raise ConfigError(f"output_dir {run_dir} already holds a run; choose another hydra.run.dir, "
                           f"or continue it with trainer.resume={run_dir}")

@@ -4,7 +4,6 @@ for, the config is completed from the folder, and a bad folder stops the run wit
 from __future__ import annotations
 
 import shutil
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -22,7 +21,7 @@ from cnnbench.errors import ConfigError, DataError
 from cnnbench.evaluate import evaluate_run
 from cnnbench.inspect import run as inspect_run
 from cnnbench.train import run
-from tests.conftest import FOLDER_CLASSES, run_cli, write_image_folder
+from tests.conftest import FOLDER_CLASSES, one_line_error, write_image_folder
 
 CPU = torch.device("cpu")
 FOLDER_RUN = ["model=lenet5", "data=image_folder", "data.image_size=16", "data.num_workers=0", "trainer.epochs=1",
@@ -47,13 +46,14 @@ def test_one_epoch_run_takes_classes_and_channels_from_the_folder(folder_cfg, tm
     assert (cfg.data.in_chans, cfg.data.num_classes) == (3, 3)
     summary = run(cfg)
     assert summary["status"] == "completed"
-    assert list(summary["per_class_acc"]) == list(FOLDER_CLASSES)
+    assert list(summary["test/per_class_acc"]) == list(FOLDER_CLASSES)
     assert summary["input_shape"] == [3, 16, 16]
     assert (summary["num_train"], summary["num_val"], summary["num_test"]) == (30, 12, 12)
     assert summary["val_is_test"]
     # `python -m cnnbench.evaluate run=<dir>` rebuilds the same loaders from the config saved in best.pt
     metrics = evaluate_run(tmp_path / "run", [], Console(quiet=True))
-    assert metrics["test/acc"] == summary["test_acc"] and list(metrics["per_class_acc"]) == list(FOLDER_CLASSES)
+    assert metrics["test/acc"] == summary["test/acc"]
+    assert list(metrics["test/per_class_acc"]) == list(FOLDER_CLASSES)
 
 
 def test_inspect_reads_channels_and_classes_from_the_folder(image_folder_root):
@@ -65,8 +65,8 @@ def test_inspect_reads_channels_and_classes_from_the_folder(image_folder_root):
     assert report["layers"][-1]["output_shape"] == [1, 3]
 
 
-def test_cli_run_with_two_workers_prints_the_class_names(image_folder_root, tmp_path):
-    result = run_cli(*FOLDER_RUN, f"data.root={image_folder_root}", "data.num_workers=2",
+def test_cli_run_with_two_workers_prints_the_class_names(cli_main, image_folder_root, tmp_path):
+    result = cli_main(*FOLDER_RUN, f"data.root={image_folder_root}", "data.num_workers=2",
                      f"hydra.run.dir={tmp_path / 'run'}")
     assert result.returncode == 0, result.stderr
     table = result.stdout[result.stdout.index("per-class test accuracy"):]
@@ -209,21 +209,16 @@ def test_an_unreadable_image_met_by_a_worker_is_named(folder_cfg, image_folder_r
         epoch(data)
 
 
-def test_folder_errors_on_the_command_line_are_one_line_without_traceback(tmp_path):
+def test_folder_errors_on_the_command_line_are_one_line_without_traceback(cli_main, tmp_path):
     roots = {problem: write_image_folder(tmp_path / problem) for problem in ("val_classes", "bad_file")}
     break_folder(roots["val_classes"], "val_classes")
     (roots["bad_file"] / "train" / "cat" / "zzz.png").write_bytes(b"\x89PNG truncated")
-    cases = [  # arguments, exit code, fragment; launched together to share the interpreter start-up time
+    cases = [  # arguments, exit code, fragment
         ([], 2, "data.root is required"),
         ([f"data.root={roots['val_classes']}"], 1, "val lacks ship"),
         ([f"data.root={roots['bad_file']}", *GIVEN_NORMALIZATION], 1, "zzz.png: not a readable image"),
     ]
-    command_lines = [[*FOLDER_RUN, *args, f"hydra.run.dir={tmp_path / f'run{i}'}"]
-                     for i, (args, _, _) in enumerate(cases)]
-    with ThreadPoolExecutor(len(cases)) as pool:
-        results = list(pool.map(lambda argv: run_cli(*argv), command_lines))
-    for (_, code, fragment), result in zip(cases, results, strict=True):
-        lines = [line for line in result.stderr.splitlines() if line.strip()]
+    for i, (args, code, fragment) in enumerate(cases):
+        result = cli_main(*FOLDER_RUN, *args, f"hydra.run.dir={tmp_path / f'run{i}'}")
+        assert one_line_error(result, fragment).startswith("error: ")
         assert result.returncode == code, result.stderr
-        assert "Traceback" not in result.stdout + result.stderr
-        assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0], result.stderr

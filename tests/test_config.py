@@ -1,4 +1,5 @@
-"""Config validation: every bad value or unknown key stops the run before any work, with one line naming it."""
+"""Config validation (cnnbench.config): every bad value or unknown key stops the run before any work, with one
+line naming it."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import torch
 from cnnbench.config import validate_config
 from cnnbench.errors import ConfigError
 from cnnbench.models import build_model
-from tests.conftest import TINY_RUN, run_cli
+from tests.conftest import TINY_RUN, one_line_error
 
 NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
 
@@ -24,39 +25,24 @@ def tiny_run_with(*overrides: str) -> list[str]:
     return [o for o in TINY_RUN if not replaced(o)] + list(overrides)
 
 
-# overrides -> fragments the one-line message must contain (the key with its value, and what is allowed).
-# test_cli.py already covers optimizer.lr=0, data.batch_size=0, trainer.epochs=0, trainer.device=cuda and
-# trainer.patience=-1 on the command line; here they are checked in-process below.
+# overrides -> fragments the one-line message must contain (the key with its value, and what is allowed),
+# through the front door: composed by Hydra, validated, printed (test_cli.py has the CLI's own checks).
 CLI_CASES = [
-    (["optimizer.momentum=1.5"], ["optimizer.momentum=1.5", "a number in [0, 1)"]),
     (["optimizer.nesterov=true", "optimizer.momentum=0"], ["optimizer.nesterov=true", "momentum > 0"]),
     (["optimizer=adam", "optimizer.betas=[0.9,1.2]"], ["optimizer.betas=[0.9,1.2]", "two numbers in [0, 1)"]),
-    (["data.val_split=-1"], ["data.val_split=-1", "a count >= 0 or a fraction in (0, 1)"]),
-    (["data.resize=0"], ["data.resize=0", "an integer >= 1, or null"]),
     (["data.mean=[0.5,0.5]"], ["data.mean=[0.5,0.5]", "1 number(s) in [0, 1]", "data.in_chans=1"]),
-    (["data.std=[0]"], ["data.std=[0]", "1 number(s) > 0"]),
-    (["trainer.label_smoothing=1"], ["trainer.label_smoothing=1", "a number in [0, 1)"]),
-    (["trainer.grad_clip=0"], ["trainer.grad_clip=0", "a number > 0, or null"]),
-    (["trainer.device=tpu"], ["trainer.device=tpu", "auto, cpu, cuda, cuda:N or mps"]),
-    (["scheduler=step", "scheduler.gamma=0"], ["scheduler.gamma=0", "a number in (0, 1]"]),
-    (["scheduler.warmup_epochs=-1"], ["scheduler.warmup_epochs=-1", "a number >= 0"]),
     (["model=alexnet", "data=digits"], ["alexnet", "65x65", "data.resize=224"]),
     (["+trainer.epoch=3"], ["trainer.epoch is not a config key", "did you mean trainer.epochs?"]),
     (["model=vgg11", "+model.widht_div=2"], ["model.widht_div is not a config key", "did you mean model.width_div?"]),
-    (["model.init=he"], ["model.init=he", "default, xavier, kaiming"]),
 ]
 
 
 @pytest.mark.parametrize(("overrides", "fragments"), CLI_CASES, ids=[" ".join(o) for o, _ in CLI_CASES])
-def test_bad_config_on_the_command_line_is_one_line_and_exit_code_2(tmp_path, overrides, fragments):
+def test_bad_config_on_the_command_line_is_one_line_and_exit_code_2(cli_main, tmp_path, overrides, fragments):
     run_dir = tmp_path / "run"
-    result = run_cli(*tiny_run_with(*overrides), f"hydra.run.dir={run_dir}")
-    assert result.returncode == 2, result.stderr
-    assert "Traceback" not in result.stdout + result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], (fragment, lines[0])
+    result = cli_main(*tiny_run_with(*overrides), f"hydra.run.dir={run_dir}")
+    one_line_error(result, *fragments)
+    assert result.returncode == 2
     assert not (run_dir / "checkpoints").exists()
 
 
@@ -75,6 +61,8 @@ RULE_CASES = [
     (["trainer.compile=fast"], ["trainer.compile=fast", "true, false or a torch.compile mode", "reduce-overhead"]),
     (["trainer.devices=1.5"], ["trainer.devices=1.5", "an integer >= 1"]),
     (["trainer.sync_bn=maybe"], ["trainer.sync_bn=maybe", "true or false"]),
+    (["trainer.devices=2", "trainer.sync_bn=true", "trainer.device=cpu"],
+     ["trainer.sync_bn=true is not allowed on the CPU", "CUDA only"]),
     (["+trainer.epoch=3"], ["trainer.epoch is not a config key (did you mean trainer.epochs?)"]),
     (["+seeed=1"], ["seeed is not a config key (did you mean seed?)"]),
     # model
@@ -87,6 +75,7 @@ RULE_CASES = [
     (["model=vgg11", "data.resize=224", "model.width_div=3"], ["model.width_div=3", "divides 64"]),
     (["model=vgg11", "+model.widht_div=2"], ["model.widht_div is not a config key (did you mean model.width_div?)"]),
     (["+model.num_classes=5"], ["model.num_classes is not a config key"]),
+    (["model=resnet18", "+model.depth=3"], ["model.depth is not a config key", "stem"]),
     # data
     (["data.name=imagenet"], ["data.name=imagenet", "mnist, fashion_mnist, cifar10, digits, synthetic"]),
     (["data.batch_size=0"], ["data.batch_size=0", "an integer >= 1"]),
@@ -165,8 +154,8 @@ def test_validation_builds_the_model_on_the_meta_device(make_cfg, monkeypatch):
 
     built = []
 
-    def spy(model_cfg, data_cfg):
-        model = build_model(model_cfg, data_cfg)
+    def spy(model_cfg, **sizes):
+        model = build_model(model_cfg, **sizes)
         built.append(next(model.parameters()).device)
         return model
 

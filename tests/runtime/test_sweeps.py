@@ -17,11 +17,12 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import OmegaConf, open_dict
 
-from cnnbench import CONF_DIR, launchers
-from cnnbench.cli import guarded, override_problem
+from cnnbench import CONF_DIR
+from cnnbench.cli import override_problem, run_hydra_app
 from cnnbench.config import validate_config
 from cnnbench.report import main as report_main
-from tests.conftest import TINY_RUN, run_cli
+from cnnbench.runtime import sweeps
+from tests.conftest import TINY_RUN, main_in_process
 
 LOG_TIME = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\]", re.MULTILINE)
 
@@ -41,9 +42,8 @@ def hydra_node(*overrides: str):
 @pytest.fixture(scope="module")
 def joblib_sweep(tmp_path_factory) -> Path:
     sweep = tmp_path_factory.mktemp("joblib") / "sweep"
-    result = run_cli("-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *TINY_RUN, "optimizer.lr=0.01,0.05",
-                     f"hydra.sweep.dir={sweep}")
-    assert result.returncode == 0, result.stderr
+    assert main_in_process("-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *TINY_RUN,
+                           "optimizer.lr=0.01,0.05", f"hydra.sweep.dir={sweep}") == 0
     return sweep
 
 
@@ -71,10 +71,10 @@ def test_report_lists_both_jobs_of_the_joblib_sweep(joblib_sweep, tmp_path):
 
 # --- Optuna presets --------------------------------------------------------------------------------------------
 
-def test_optuna_search_writes_the_best_parameters(tmp_path):
+def test_optuna_search_writes_the_best_parameters(cli_main, tmp_path):
     sweep = tmp_path / "search"
     tiny = [o for o in TINY_RUN if not o.startswith("data.batch_size=")]  # the preset searches the batch size
-    result = run_cli("hparams_search=optuna", "hydra.sweeper.n_trials=2", *tiny, f"hydra.sweep.dir={sweep}")
+    result = cli_main("hparams_search=optuna", "hydra.sweeper.n_trials=2", *tiny, f"hydra.sweep.dir={sweep}")
     assert result.returncode == 0, result.stderr
     best = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
     params = best["best_params"]
@@ -82,13 +82,13 @@ def test_optuna_search_writes_the_best_parameters(tmp_path):
     assert 1e-4 <= params["optimizer.lr"] <= 0.5 and params["data.batch_size"] in (32, 64, 128, 256)
     summaries = [json.loads(p.read_text()) for p in sorted(sweep.glob("*/summary.json"))]
     assert [s["status"] for s in summaries] == ["completed", "completed"]
-    assert best["best_value"] == max(s["best_val_acc"] for s in summaries)  # maximised: the best run's val/acc
+    assert best["best_value"] == max(s["val/acc_best"] for s in summaries)  # maximised: the best run's val/acc
 
 
-def test_a_failing_trial_is_ranked_last_and_the_search_goes_on(tmp_path):
+def test_a_failing_trial_is_ranked_last_and_the_search_goes_on(cli_main, tmp_path):
     # lr=1e30 diverges at once: the job fails, returns -inf (Optuna refuses NaN) and the search continues
     sweep = tmp_path / "search"
-    result = run_cli("hparams_search=optuna", "hydra.sweeper.n_trials=2", "optimizer.lr=choice(1e30)", *TINY_RUN,
+    result = cli_main("hparams_search=optuna", "hydra.sweeper.n_trials=2", "optimizer.lr=choice(1e30)", *TINY_RUN,
                      f"hydra.sweep.dir={sweep}")
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "sweep finished: 2 jobs, 2 diverged" in result.stdout
@@ -127,8 +127,8 @@ def test_slurm_launcher_composes_with_the_documented_values():
     assert launcher["submitit_folder"] == "${hydra.sweep.dir}/.submitit/%j"
 
 
-def test_cfg_hydra_shows_the_slurm_settings_without_a_cluster():
-    result = run_cli("--cfg", "hydra", "-p", "hydra.launcher", "hydra/launcher=slurm", "hydra.launcher.partition=gpu")
+def test_cfg_hydra_shows_the_slurm_settings_without_a_cluster(cli_main):
+    result = cli_main("--cfg", "hydra", "-p", "hydra.launcher", "hydra/launcher=slurm", "hydra.launcher.partition=gpu")
     assert result.returncode == 0, result.stderr
     assert "partition: gpu" in result.stdout and "SlurmLauncher" in result.stdout
 
@@ -138,7 +138,7 @@ def test_cfg_hydra_shows_the_slurm_settings_without_a_cluster():
 @pytest.fixture
 def job_of(monkeypatch):
     """job_of(*overrides): make HydraConfig what a multirun job composed with `overrides` sees, on 8 cores."""
-    monkeypatch.setattr(launchers, "usable_cores", lambda: 8)
+    monkeypatch.setattr(sweeps, "usable_cores", lambda: 8)
     monkeypatch.setattr("joblib.cpu_count", lambda: 8)
     saved = HydraConfig.instance().cfg
 
@@ -154,31 +154,31 @@ def job_of(monkeypatch):
 
 def test_one_job_at_a_time_outside_a_joblib_sweep(job_of):
     HydraConfig.instance().cfg = None
-    assert launchers.parallel_jobs() == 1 and launchers.threads_per_process() == 8
+    assert sweeps.parallel_jobs() == 1 and sweeps.threads_per_process() == 8
     job_of()
-    assert launchers.parallel_jobs() == 1
+    assert sweeps.parallel_jobs() == 1
     job_of("hydra/launcher=slurm")
-    assert launchers.parallel_jobs() == 1  # every SLURM job has an allocation of its own
+    assert sweeps.parallel_jobs() == 1  # every SLURM job has an allocation of its own
     job_of("hydra/launcher=joblib", "hydra.launcher.n_jobs=4", mode=RunMode.RUN)
-    assert launchers.parallel_jobs() == 1  # a single run, whatever the launcher
+    assert sweeps.parallel_jobs() == 1  # a single run, whatever the launcher
 
 
 @pytest.mark.parametrize(("n_jobs", "parallel", "threads", "threads_with_2_processes"), [
     (2, 2, 4, 2), (3, 3, 2, 1), (-1, 8, 1, 1), (-2, 7, 1, 1), (-20, 1, 8, 4), (16, 16, 1, 1)])
 def test_joblib_jobs_split_the_cores(job_of, n_jobs, parallel, threads, threads_with_2_processes):
     job_of("hydra/launcher=joblib", f"hydra.launcher.n_jobs={n_jobs}")
-    assert launchers.parallel_jobs() == parallel
-    assert launchers.threads_per_process() == threads
-    assert launchers.threads_per_process(processes_per_job=2) == threads_with_2_processes
+    assert sweeps.parallel_jobs() == parallel
+    assert sweeps.threads_per_process() == threads
+    assert sweeps.threads_per_process(processes_per_job=2) == threads_with_2_processes
 
 
 def test_an_optuna_batch_smaller_than_n_jobs_leaves_the_cores_to_fewer_jobs(job_of):
     job_of("hydra/launcher=joblib", "hydra.launcher.n_jobs=4", "hparams_search=optuna", "hydra.sweeper.n_jobs=2")
-    assert launchers.parallel_jobs() == 2 and launchers.threads_per_process() == 4
+    assert sweeps.parallel_jobs() == 2 and sweeps.threads_per_process() == 4
 
 
 def test_usable_cores_is_this_process_affinity():
-    assert launchers.usable_cores() == len(os.sched_getaffinity(0))
+    assert sweeps.usable_cores() == len(os.sched_getaffinity(0))
 
 
 # --- the command-line check --------------------------------------------------------------------------------------
@@ -210,10 +210,8 @@ def test_bad_plugin_choices_are_one_line(argv, fragments):
     ("hparams_search=optuna", "hydra-optuna-sweeper", "optuna"),
 ])
 def test_missing_plugin_is_a_one_line_error_naming_the_extra(monkeypatch, capsys, override, package, extra):
-    monkeypatch.setattr(launchers, "plugin_installed", lambda module: False)
-    monkeypatch.setattr("sys.argv", ["cnnbench", "-m", override, "seed=0,1"])
-    with pytest.raises(SystemExit) as exit_info:
-        guarded(lambda: pytest.fail("Hydra started despite the missing plugin"))
-    assert exit_info.value.code == 2
+    monkeypatch.setattr(sweeps, "plugin_installed", lambda module: False)
+    code = run_hydra_app(lambda: pytest.fail("Hydra started despite the missing plugin"), ["-m", override, "seed=0,1"])
+    assert code == 2
     err = capsys.readouterr().err
     assert err == f'error: {override} needs the {package} plugin: pip install "cnnbench[{extra}]"\n'

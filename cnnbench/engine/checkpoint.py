@@ -1,0 +1,129 @@
+"""Checkpoints as plain dicts (loadable with weights_only=True), written atomically; last.pt saved and restored.
+
+`last.pt` carries everything that changes while training (weights, optimizer, scheduler, early-stopping
+counter, RNG states, the partly done epoch), so a resumed run continues exactly where it stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .. import __version__
+from ..errors import CnnbenchError
+from ..runtime import distributed
+from ..runtime.files import atomic_write
+from .loop import EpochCursor
+from .setup import TrainSetup
+from .state import EarlyStopping, FitState
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+
+
+def save_checkpoint(path: Path, **state: Any) -> None:
+    """Save a dict of plain state (state_dicts, numbers, tensors, containers) with a format version."""
+    payload = {"format_version": FORMAT_VERSION, "cnnbench_version": __version__, **state}
+    atomic_write(path, lambda tmp: torch.save(payload, tmp))
+
+
+def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a checkpoint written by save_checkpoint; anything else is a one-line CnnbenchError."""
+    path = Path(path)
+    if not path.is_file():
+        raise CnnbenchError(f"checkpoint {path} does not exist")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:
+        raise CnnbenchError(f"checkpoint {path} cannot be read ({type(err).__name__}): truncated or not a "
+                            "cnnbench checkpoint") from err
+    if not isinstance(payload, dict) or "format_version" not in payload:
+        raise CnnbenchError(f"checkpoint {path} is not a cnnbench checkpoint (no format_version)")
+    if payload["format_version"] != FORMAT_VERSION:
+        raise CnnbenchError(f"checkpoint {path} has format version {payload['format_version']}, "
+                            f"this cnnbench reads version {FORMAT_VERSION}")
+    return payload
+
+
+def save_last(path: Path, setup: TrainSetup, loader, state: FitState, config: dict) -> None:
+    """Rank 0 writes last.pt; in a data-parallel run it holds every rank's random state (gathered here)."""
+    rng_by_rank = distributed.gather_to_all(rng_state(loader))
+    if not distributed.is_main():
+        return
+    save_checkpoint(
+        path, epoch=state.epoch, model=setup.module.state_dict(), optimizer=setup.optimizer.state_dict(),
+        scheduler=setup.scheduler.state_dict() if setup.scheduler is not None else None,
+        early_stopping=state.stopper.state_dict(), cursor=state.cursor.state_dict() if state.cursor else None,
+        history={"train_examples": state.train_examples, "train_seconds": state.train_seconds,
+                 "first_step_s": state.first_step_s},
+        rng={**rng_by_rank[0], "ranks": rng_by_rank} if len(rng_by_rank) > 1 else rng_by_rank[0],
+        world_size=len(rng_by_rank), config=config,
+    )
+
+
+def restore(path: Path, setup: TrainSetup, loader, patience: int | None, model_name: str) -> FitState:
+    """Load `last.pt` into the model, optimizer, scheduler and RNGs; the FitState to continue with."""
+    checkpoint = load_checkpoint(path)
+    saved_model = checkpoint.get("config", {}).get("model", {}).get("name")
+    if saved_model != model_name:
+        raise CnnbenchError(f"checkpoint {path} was written by a run of model {saved_model}; this run builds "
+                            f"{model_name} (pass the same model=, or another trainer.resume)")
+    try:
+        setup.module.load_state_dict(checkpoint["model"])
+        setup.optimizer.load_state_dict(checkpoint["optimizer"])
+        if setup.scheduler is not None and checkpoint.get("scheduler") is not None:
+            setup.scheduler.load_state_dict(checkpoint["scheduler"])
+    except (RuntimeError, KeyError, ValueError) as err:
+        first_line = str(err).strip().splitlines()[0]
+        raise CnnbenchError(f"checkpoint {path} does not fit this model/optimizer: {first_line}") from err
+    set_rng_state(_rank_rng(checkpoint, path), loader)
+    stopper = EarlyStopping(patience)
+    stopper.load_state_dict(checkpoint["early_stopping"])
+    cursor = None
+    if checkpoint.get("cursor"):
+        cursor = EpochCursor(**checkpoint["cursor"])
+        if cursor.order is not None:
+            cursor.order = cursor.order.to(loader.device)
+        if not distributed.is_main():  # rank 0 carries the epoch's sums so far; they are summed over ranks
+            cursor.loss_sum, cursor.correct = None, None
+    history = checkpoint.get("history", {})
+    return FitState(epoch=checkpoint["epoch"], stopper=stopper, cursor=cursor,
+                    train_examples=list(history.get("train_examples", [])),
+                    train_seconds=list(history.get("train_seconds", [])), first_step_s=history.get("first_step_s"))
+
+
+def rng_state(loader) -> dict:
+    """The random state that shapes what comes next: torch's (dropout), CUDA's, the loader's order and augmentation."""
+    state = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    if loader.generator is not None:
+        state["data"] = loader.generator.get_state()
+    if loader.augment_generator is not loader.generator:
+        state["augment"] = loader.augment_generator.get_state()
+    return state
+
+
+def set_rng_state(state: dict, loader) -> None:
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    if loader.generator is not None and "data" in state:
+        loader.generator.set_state(state["data"])
+    if loader.augment_generator is not loader.generator and "augment" in state:
+        loader.augment_generator.set_state(state["augment"])
+
+
+def _rank_rng(checkpoint: dict, path: Path) -> dict:
+    """This rank's saved random state; a run resumed with another number of processes goes on, not bit-exactly."""
+    ranks = distributed.current()
+    saved = checkpoint["rng"].get("ranks") or [checkpoint["rng"]]
+    if len(saved) != ranks.world_size and ranks.is_main:
+        log.warning("%s was written by %d process(es), this run has %d: training continues from it, but the "
+                    "data order and augmentation differ from an uninterrupted run", path, len(saved),
+                    ranks.world_size)
+    return saved[ranks.rank] if ranks.rank < len(saved) else saved[0]

@@ -1,0 +1,113 @@
+"""The epoch loop: validation, early stopping, checkpoints, picking up again from last.pt, and the final test."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import Diverged, Interrupted
+from ..runtime import distributed
+from ..runtime.signals import StopFlag
+from . import loop
+from . import metrics as m
+from .checkpoint import load_checkpoint, save_checkpoint, save_last
+from .output import EpochProgress, confusion_figure, per_class_accuracy, print_per_class
+from .setup import TrainSetup
+from .state import EarlyStopping, FitState
+
+
+@dataclass(frozen=True)
+class FitSettings:
+    """How long to train and where the checkpoints go (trainer.* of the config, plus the run's own facts)."""
+
+    epochs: int
+    checkpoints: Path  # <run dir>/checkpoints
+    config: dict  # the resolved config as plain containers, stored in every checkpoint
+    patience: int | None = None  # epochs without a better val/acc before stopping; 0 or None: never
+    max_steps_per_epoch: int | None = None
+    progress_every: int = 10  # progress bar refresh and divergence check, in steps
+
+
+def steps_per_epoch(train_loader, max_steps: int | None) -> int:
+    return min(len(train_loader), max_steps or len(train_loader))
+
+
+def fit(setup: TrainSetup, data, settings: FitSettings, logger, state: FitState | None = None,
+        stop: StopFlag | None = None) -> dict:
+    """Train until `settings.epochs` or early stopping; `best.pt` on every new best val/acc, `last.pt` every epoch."""
+    state = state or FitState(stopper=EarlyStopping(settings.patience))
+    checkpoints = settings.checkpoints
+    progress = EpochProgress(logger.console, every=settings.progress_every)
+    steps = steps_per_epoch(data.train, settings.max_steps_per_epoch)
+    for epoch in range(state.epoch + 1, settings.epochs + 1):
+        if state.stopper.should_stop:
+            break
+        started = time.perf_counter()
+        lr = state.cursor.lr if state.cursor else setup.optimizer.param_groups[0]["lr"]
+        progress.start(f"epoch {epoch}/{settings.epochs}", steps)
+        try:
+            train = loop.train_one_epoch(setup, data.train, steps, cursor=state.cursor, stop=stop,
+                                         on_step=progress.step, check_every=settings.progress_every)
+        except Diverged as err:
+            raise Diverged(err.step, err.last_finite, epoch) from err
+        finally:
+            progress.stop()
+        if "cursor" in train:  # stopped by a signal in the middle of the epoch
+            state.cursor = train["cursor"]
+            state.cursor.lr = lr
+            save_last(checkpoints / "last.pt", setup, data.train, state, settings.config)
+            raise Interrupted(stop.signal_name, epoch, state.cursor.steps_done, checkpoints / "last.pt")
+        state.cursor = None
+        with setup.autocast():
+            val = loop.evaluate(setup.module, data.val, setup.loss_fn, prefix="val")
+        improved = state.stopper.update(val[m.MONITOR], epoch)
+        if state.first_step_s is None:
+            state.first_step_s = train["train/first_step_s"]
+        state.train_examples.append(train["train/examples"])
+        state.train_seconds.append(train["train/seconds"])
+        metrics = {
+            m.LR: lr, m.TRAIN_LOSS: train[m.TRAIN_LOSS], m.TRAIN_ACC: train[m.TRAIN_ACC], **val,
+            m.VAL_ACC_BEST: state.stopper.best,
+            m.TRAIN_EXAMPLES_PER_S: train["train/examples"] / train["train/seconds"],
+            m.EPOCH_S: time.perf_counter() - started,
+        }
+        logger.log_epoch(epoch, metrics, improved)
+        if improved and distributed.is_main():
+            save_checkpoint(checkpoints / "best.pt", epoch=epoch, model=setup.module.state_dict(), metrics=metrics,
+                            config=settings.config)
+        state.epoch = epoch
+        save_last(checkpoints / "last.pt", setup, data.train, state, settings.config)
+        if stop is not None and loop.stop_now(stop, at_check=True, device=data.train.device):
+            raise Interrupted(stop.signal_name, epoch, steps, checkpoints / "last.pt")
+    return summarize(state, settings.epochs)
+
+
+def summarize(state: FitState, epochs: int) -> dict:
+    """The run's training results under the shared metric names (summary.json)."""
+    # Throughput leaves out the first epoch (warm-up, allocator growth) whenever there is another.
+    timed = slice(1, None) if len(state.train_examples) > 1 else slice(None)
+    seconds = sum(state.train_seconds[timed])
+    return {
+        "epochs_run": state.epoch,
+        "best_epoch": state.stopper.best_epoch,
+        m.VAL_ACC_BEST: state.stopper.best,
+        "stopped_early": state.epoch < epochs,
+        m.TRAIN_EXAMPLES_PER_S: sum(state.train_examples[timed]) / seconds if seconds else 0.0,
+        m.FIRST_STEP_S: state.first_step_s,
+    }
+
+
+def final_test(setup: TrainSetup, data, checkpoints: Path, logger, step: int) -> dict:
+    """Reload best.pt and evaluate it on the test set: test/loss, test/acc, test/per_class_acc, confusion image."""
+    best = load_checkpoint(checkpoints / "best.pt", map_location=data.test.device)
+    setup.module.load_state_dict(best["model"])
+    with setup.autocast():
+        test, confusion = loop.evaluate_with_confusion(setup.module, data.test, setup.loss_fn, len(data.classes),
+                                                       prefix="test")
+    per_class = per_class_accuracy(confusion, data.classes)
+    logger.log_test(test, step=step)
+    if distributed.is_main():
+        logger.log_figure("test/confusion_matrix", confusion_figure(confusion, data.classes), step)
+    print_per_class(logger.console, per_class, confusion, title="per-class test accuracy (best checkpoint)")
+    return {**test, m.TEST_PER_CLASS_ACC: per_class}

@@ -1,0 +1,237 @@
+"""Where a run's numbers go: the console, TensorBoard, metrics.csv, the per-class table and the confusion image,
+all under the one metric vocabulary of `metrics.py`."""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.syntax import Syntax
+from rich.table import Table
+from torch.utils.tensorboard import SummaryWriter
+from torch.utils.tensorboard.summary import hparams as hparams_summaries
+
+from ..runtime.files import atomic_write
+from . import metrics as m
+
+log = logging.getLogger(__name__)
+
+# (header, metric key, format) of the console's epoch row, after the seeds' printouts.
+ROW_FORMAT = (("epoch", "epoch", "{:>5d}"), ("lr", m.LR, "{:>9.5f}"), ("train/loss", m.TRAIN_LOSS, "{:>10.4f}"),
+              ("train/acc", m.TRAIN_ACC, "{:>9.4f}"), ("val/loss", m.VAL_LOSS, "{:>8.4f}"),
+              ("val/acc", m.VAL_ACC, "{:>7.4f}"), ("img/s", m.TRAIN_EXAMPLES_PER_S, "{:>8.0f}"),
+              ("time", m.EPOCH_S, "{:>6.1f}s"))
+# What the HParams tab ranks runs by: scalars every finished run has already written under these tags.
+HPARAMS_METRICS = (m.VAL_ACC_BEST, m.TEST_ACC)
+
+
+class EpochProgress:
+    """A rich progress bar over one epoch's batches, refreshed every `every` steps; silent off a terminal."""
+
+    def __init__(self, console: Console, every: int = 10):
+        self.every = max(int(every), 1)
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), console=console, transient=True,
+                                 disable=not console.is_terminal)
+        self.task = None
+
+    def start(self, description: str, total: int) -> None:
+        self.progress.start()
+        self.task = self.progress.add_task(description, total=total)
+
+    def step(self, step: int) -> None:
+        if step % self.every == 0:
+            self.progress.update(self.task, completed=step)
+
+    def stop(self) -> None:
+        if self.task is not None:
+            self.progress.remove_task(self.task)
+            self.task = None
+        self.progress.stop()
+
+
+class RunLogger:
+    """TensorBoard events under <run dir>/tensorboard, metrics.csv and the console's epoch rows."""
+
+    def __init__(self, run_dir: Path, console: Console, resume_epoch: int | None = None):
+        """`resume_epoch`: the last epoch a resumed run had finished; later rows and events are dropped."""
+        self.run_dir = Path(run_dir)
+        self.console = console
+        purge = None if resume_epoch is None else resume_epoch + 1
+        self.writer = SummaryWriter(log_dir=str(self.run_dir / "tensorboard"), purge_step=purge)
+        self.csv_path = self.run_dir / "metrics.csv"
+        self.header_printed = False
+        if resume_epoch is not None:
+            self._truncate_csv(resume_epoch)
+
+    def _truncate_csv(self, last_epoch: int) -> None:
+        if not self.csv_path.exists():
+            return
+        with open(self.csv_path, newline="") as f:
+            rows = list(csv.reader(f))
+        kept = rows[:1] + [row for row in rows[1:] if row and int(row[0]) <= last_epoch]
+
+        def write(tmp: str) -> None:
+            with open(tmp, "w", newline="") as f:
+                csv.writer(f).writerows(kept)
+
+        atomic_write(self.csv_path, write)
+
+    def log_epoch(self, epoch: int, metrics: dict[str, float], is_best: bool) -> None:
+        for key in m.EPOCH_KEYS:
+            self.writer.add_scalar(key, metrics[key], epoch)
+        self.writer.flush()
+        self._append_csv(epoch, metrics)
+        self._print_row(epoch, metrics, is_best)
+
+    def log_test(self, metrics: dict[str, float], step: int) -> None:
+        for key, value in metrics.items():
+            self.writer.add_scalar(key, value, step)
+        self.writer.flush()
+
+    def log_figure(self, tag: str, figure, step: int) -> None:
+        self.writer.add_figure(tag, figure, step)
+        self.writer.flush()
+
+    def log_hparams(self, hparams: dict) -> None:
+        """This run's HParams entry, beside its curves: the metric columns are the run's own val/acc_best and
+        test/acc scalars (no copies of them under other names)."""
+        for summary in hparams_summaries(hparams, dict.fromkeys(HPARAMS_METRICS, 0.0)):
+            self.writer.file_writer.add_summary(summary)
+        self.writer.flush()
+
+    def close(self) -> None:
+        self.writer.close()
+
+    def _append_csv(self, epoch: int, metrics: dict[str, float]) -> None:
+        new = not self.csv_path.exists()
+        with open(self.csv_path, "a", newline="") as f:
+            out = csv.writer(f)
+            if new:
+                out.writerow(["epoch", *m.EPOCH_KEYS])
+            out.writerow([epoch, *(f"{metrics[key]:.6g}" for key in m.EPOCH_KEYS)])
+
+    def _print_row(self, epoch: int, metrics: dict[str, float], is_best: bool) -> None:
+        values = {"epoch": epoch, **metrics}
+        if not self.header_printed:
+            header = " ".join(f"{name:>{len(fmt.format(0))}}" for name, _, fmt in ROW_FORMAT)
+            self.console.print(header, style="bold", highlight=False)
+            self.header_printed = True
+        row = " ".join(fmt.format(values[key]) for _, key, fmt in ROW_FORMAT)
+        mark = " ★ best" if is_best else ""
+        self.console.print(row + mark, highlight=False, style="green" if is_best else None)
+        log.info("epoch %s%s", row, mark)
+
+
+class NullLogger:
+    """RunLogger's interface for ranks other than 0 of a data-parallel run: only rank 0 writes the run directory."""
+
+    def __init__(self, console: Console):
+        self.console = console
+
+    def log_epoch(self, epoch: int, metrics: dict[str, float], is_best: bool) -> None:
+        pass
+
+    def log_test(self, metrics: dict[str, float], step: int) -> None:
+        pass
+
+    def log_figure(self, tag: str, figure, step: int) -> None:
+        pass
+
+    def log_hparams(self, hparams: dict) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+# --- the console ---------------------------------------------------------------------------------------------
+
+def run_console(is_main: bool) -> Console:
+    """The console of this process: rank 0 speaks for all ranks of a data-parallel run."""
+    if is_main:
+        return Console(soft_wrap=True)
+    return Console(file=open(os.devnull, "w"), quiet=True)  # noqa: SIM115 (lives as long as the process)
+
+
+def print_config(console: Console, yaml_text: str) -> None:
+    log.info("config:\n%s", yaml_text)
+    if console.is_terminal:
+        console.print(Syntax(yaml_text, "yaml", theme="ansi_dark", background_color="default"))
+    else:
+        console.print(yaml_text, highlight=False, markup=False, end="")
+
+
+def print_header(console: Console, summary: dict, run_dir: Path, resuming_at: str | None,
+                 sweep_job: str | None) -> None:
+    """What is trained on what, where it writes; where a resumed run continues; which sweep job this is."""
+    val = f"{summary['num_val']:,} val{' (= test)' if summary['val_is_test'] else ''}"
+    console.print(
+        f"[bold]{summary['model']}[/] on [bold]{summary['dataset']}[/]: {summary['params']:,} parameters, "
+        f"{summary['num_train']:,} train / {val} / {summary['num_test']:,} test images of "
+        f"{'x'.join(map(str, summary['input_shape']))}, device {summary['device']}, run dir {run_dir}",
+        highlight=False)
+    if resuming_at:
+        console.print(resuming_at, highlight=False)
+    if sweep_job:
+        console.print(sweep_job, style="bold", highlight=False)
+
+
+def print_result(console: Console, summary: dict, run_dir: Path, compiled: bool = False) -> None:
+    """The closing line: the test accuracy of the best checkpoint, and where the results are."""
+    if compiled:
+        console.print(f"torch.compile: the first training step took {summary[m.FIRST_STEP_S]:.1f}s (compilation); "
+                      f"later epochs ran at {summary[m.TRAIN_EXAMPLES_PER_S]:,.0f} img/s", highlight=False)
+    console.print(f"{m.TEST_ACC} {summary[m.TEST_ACC]:.4f} (best epoch {summary['best_epoch']}, "
+                  f"{m.VAL_ACC} {summary[m.VAL_ACC_BEST]:.4f}) in {summary[m.WALL_S]:.1f}s; "
+                  f"results in {run_dir}", style="bold", highlight=False)
+
+
+# --- per class ---------------------------------------------------------------------------------------------------
+
+def per_class_accuracy(confusion: torch.Tensor, classes: list[str]) -> dict[str, float | None]:
+    """Accuracy of each true class (row of the confusion matrix); None for a class with no images."""
+    totals = confusion.sum(1)
+    return {name: (confusion[i, i].item() / totals[i].item() if totals[i] else None)
+            for i, name in enumerate(classes)}
+
+
+def print_per_class(console: Console, per_class: dict[str, float | None], confusion: torch.Tensor,
+                    title: str = "per-class accuracy") -> None:
+    table = Table(title=title, title_justify="left")
+    table.add_column("class")
+    table.add_column("accuracy", justify="right")
+    table.add_column("correct / images", justify="right")
+    for i, (name, acc) in enumerate(per_class.items()):
+        table.add_row(name, "-" if acc is None else f"{acc:.1%}",
+                      f"{confusion[i, i].item()} / {confusion[i].sum().item()}")
+    console.print(table)
+
+
+def confusion_figure(confusion: torch.Tensor, classes: list[str]):
+    """A matplotlib figure of the row-normalised confusion matrix with counts in the cells."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    counts = confusion.numpy()
+    rates = counts / counts.sum(1, keepdims=True).clip(min=1)
+    size = max(4.0, 0.5 * len(classes) + 2)
+    fig = Figure(figsize=(size, size))
+    FigureCanvasAgg(fig)  # render with Agg whatever backend matplotlib is configured for
+    ax = fig.subplots()
+    ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+    ax.set(xticks=range(len(classes)), yticks=range(len(classes)), xlabel="predicted", ylabel="true")
+    ax.set_xticklabels(classes, rotation=45, ha="right")
+    ax.set_yticklabels(classes)
+    if len(classes) <= 20:
+        for (i, j), count in np.ndenumerate(counts):
+            ax.text(j, i, str(count), ha="center", va="center", fontsize=7,
+                    color="white" if rates[i, j] > 0.5 else "black")
+    fig.tight_layout()
+    return fig

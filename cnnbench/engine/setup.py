@@ -1,0 +1,94 @@
+"""The model made ready for training: memory format, data parallelism, torch.compile, the optimizer, autocast."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+from torch.nn.parallel import DistributedDataParallel
+
+from ..runtime.distributed import Ranks
+
+
+@dataclass
+class TrainSetup:
+    """What a training step needs besides the data."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    loss_fn: nn.Module
+    scheduler: object = None  # an LRScheduler stepped once per optimizer step
+    grad_clip: float | None = None
+    amp: bool = False  # bf16 autocast for forward passes (trainer.amp)
+
+    @property
+    def module(self) -> nn.Module:
+        """The model itself, unwrapped from torch.compile and DistributedDataParallel: what checkpoints hold."""
+        model = getattr(self.model, "_orig_mod", self.model)
+        return getattr(model, "module", model)
+
+    def autocast(self):
+        device_type = next(self.model.parameters()).device.type
+        return torch.autocast(device_type, dtype=torch.bfloat16, enabled=self.amp)
+
+
+@dataclass(frozen=True)
+class SetupSettings:
+    """The trainer.* settings that shape the setup (see conf/config.yaml)."""
+
+    channels_last: bool = True
+    compile: bool | str = False
+    sync_bn: bool = False
+    amp: bool | str = "auto"
+    grad_clip: float | None = None
+    label_smoothing: float = 0.0
+
+
+def build_setup(model: nn.Module, make_optimizer: Callable[..., torch.optim.Optimizer],
+                make_scheduler: Callable[..., object], settings: SetupSettings, device: torch.device, ranks: Ranks,
+                steps_per_epoch: int, epochs: int) -> TrainSetup:
+    """Move `model` to `device` and wrap it; `make_optimizer(params)` and `make_scheduler(optimizer, total_steps=,
+    steps_per_epoch=)` are the configured factories, completed here."""
+    model = model.to(device)
+    if settings.channels_last:
+        model = model.to(memory_format=torch.channels_last)  # convolutions then produce NHWC activations
+    model = compiled(data_parallel(model, device, ranks, settings.sync_bn), settings.compile)
+    optimizer = fused_if_possible(make_optimizer, model, device)
+    scheduler = make_scheduler(optimizer, total_steps=steps_per_epoch * epochs, steps_per_epoch=steps_per_epoch)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN pick the fastest kernels once
+    return TrainSetup(model, optimizer, nn.CrossEntropyLoss(label_smoothing=settings.label_smoothing), scheduler,
+                      settings.grad_clip, amp=use_amp(settings.amp, device))
+
+
+def compiled(model: nn.Module, setting: bool | str) -> nn.Module:
+    """`trainer.compile`: false, true (torch.compile's default mode), or a mode such as reduce-overhead."""
+    if setting is False:
+        return model
+    return torch.compile(model, mode=None if setting is True else setting)
+
+
+def data_parallel(model: nn.Module, device: torch.device, ranks: Ranks, sync_bn: bool) -> nn.Module:
+    """The model wrapped in DistributedDataParallel when there are several ranks (gradients all-reduced)."""
+    if ranks.world_size == 1:
+        return model
+    if sync_bn:
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+
+def use_amp(setting: bool | str, device: torch.device) -> bool:
+    """`trainer.amp`: auto = bf16 autocast on CUDA only; true/false force it (bf16 autocast works on CPUs too)."""
+    return device.type == "cuda" if setting == "auto" else bool(setting)
+
+
+def fused_if_possible(make_optimizer: Callable[..., torch.optim.Optimizer], model: nn.Module,
+                      device: torch.device) -> torch.optim.Optimizer:
+    """The configured optimizer; on CUDA its fused implementation (one kernel for the whole update)."""
+    target = getattr(make_optimizer, "func", make_optimizer)
+    if device.type == "cuda" and "fused" in inspect.signature(target).parameters:
+        return make_optimizer(model.parameters(), fused=True)
+    return make_optimizer(model.parameters())

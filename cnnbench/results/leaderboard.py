@@ -1,0 +1,108 @@
+"""A leaderboard of runs: one row per run (or per group of seeds), the swept settings, the results, best first."""
+
+from __future__ import annotations
+
+import csv
+import io
+import statistics
+from pathlib import Path
+
+from rich.table import Table
+
+from ..engine import metrics as m
+from ..runtime.files import atomic_write
+from .runs import Run, swept_keys
+
+ACCURACIES = (m.VAL_ACC_BEST, m.TEST_ACC)  # mean ± std when seeds are grouped; the other metrics are means
+METRICS = (*ACCURACIES, "epochs_run", "params", m.TRAIN_EXAMPLES_PER_S, m.WALL_S)
+LOWER_IS_BETTER = {m.WALL_S}
+FORMATS = {"n": "{:d}", m.VAL_ACC_BEST: "{:.4f}", m.TEST_ACC: "{:.4f}", "epochs_run": "{:g}", "params": "{:,.0f}",
+           m.TRAIN_EXAMPLES_PER_S: "{:,.0f}", m.WALL_S: "{:.1f}"}
+
+
+def _run_row(run: Run, keys: list[str]) -> dict:
+    return {"run": run.name, **{key: run.settings.get(key) for key in keys}, "status": run.status,
+            **{metric: run.metric(metric) for metric in METRICS}}
+
+
+def _group_row(group: list[Run], keys: list[str]) -> dict:
+    row = {"run": ",".join(run.name for run in group), **{key: group[0].settings.get(key) for key in keys},
+           "status": group[0].status, "n": len(group)}
+    for metric in METRICS:
+        values = [value for run in group if (value := run.metric(metric)) is not None]
+        mean = statistics.fmean(values) if values else None
+        if metric in ACCURACIES:
+            row[f"{metric}_mean"] = mean
+            row[f"{metric}_std"] = statistics.stdev(values) if len(values) > 1 else None
+        else:
+            row[metric] = mean
+    return row
+
+
+def leaderboard(runs: list[Run], group_seeds: bool = False, sort: str = m.TEST_ACC) -> list[dict]:
+    """One row per run (or per group of completed seeds), best `sort` first, rows without it last."""
+    if group_seeds:
+        keys = swept_keys(runs, exclude=("seed",))
+        groups: dict[tuple, list[Run]] = {}
+        for run in runs:  # only completed runs are averaged: the others stay visible on rows of their own
+            group_key = tuple(run.settings.get(key) for key in keys) if run.status == "completed" else (run.path,)
+            groups.setdefault(group_key, []).append(run)
+        rows = [_group_row(group, keys) for group in groups.values()]
+    else:
+        keys = swept_keys(runs)
+        rows = [_run_row(run, keys) for run in runs]
+    column = f"{sort}_mean" if group_seeds and sort in ACCURACIES else sort
+    sign = 1 if sort in LOWER_IS_BETTER else -1
+    return sorted(rows, key=lambda row: (row[column] is None, sign * (row[column] or 0)))
+
+
+def override_columns(rows: list[dict]) -> list[str]:
+    fixed = {"run", "status", "n", *METRICS, *(f"{a}_{s}" for a in ACCURACIES for s in ("mean", "std"))}
+    return [column for column in rows[0] if column not in fixed] if rows else []
+
+
+def _cell(column: str, value) -> str:
+    if value is None:
+        return ""
+    return FORMATS[column].format(value) if column in FORMATS else str(value)
+
+
+def display(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
+    """Headers and formatted cells; a `<metric>_mean`/`_std` pair becomes one `mean ± std` column."""
+    columns = [column for column in rows[0] if not column.endswith("_std")]
+    headers = [column.removesuffix("_mean") for column in columns]
+    cells = []
+    for row in rows:
+        line = []
+        for column, header in zip(columns, headers, strict=True):
+            text = _cell(header, row[column])
+            std = row.get(f"{header}_std") if column.endswith("_mean") else None
+            line.append(f"{text} ± {_cell(header, std)}" if std is not None else text)
+        cells.append(line)
+    return headers, cells
+
+
+def render(rows: list[dict], sort: str) -> Table:
+    headers, cells = display(rows)
+    one, many = ("group of seeds", "groups of seeds") if "n" in rows[0] else ("run", "runs")
+    table = Table(title=f"{len(rows)} {one if len(rows) == 1 else many}, best {sort} first")
+    for header in headers:
+        table.add_column(header, justify="right" if header in FORMATS else "left")
+    for row, line in zip(rows, cells, strict=True):
+        table.add_row(*line, style=None if row["status"] == "completed" else "yellow")
+    return table
+
+
+def write_csv(rows: list[dict], path: Path) -> None:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)  # None is written as an empty field
+    atomic_write(path, lambda tmp: Path(tmp).write_text(buffer.getvalue()))
+
+
+def write_markdown(rows: list[dict], path: Path) -> None:
+    headers, cells = display(rows)
+    lines = [headers, ["---:" if header in FORMATS else "---" for header in headers], *cells]
+    text = "".join("| " + " | ".join(c.replace("|", "\\|") for c in line) + " |\n" for line in lines)
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text))

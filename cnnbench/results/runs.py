@@ -1,0 +1,116 @@
+"""Run directories read back: summary.json (today's keys or an older version's), the config and the overrides."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from ..engine import metrics as m
+from ..errors import ConfigError
+from ..runtime.files import read_json
+from ..runtime.overrides import settings_of
+from ..runtime.rundir import SUMMARY_FILE
+
+
+@dataclass
+class Run:
+    path: Path
+    name: str  # the run's directory relative to the first directory given
+    status: str  # summary.json's status; "incomplete" when a run has no summary.json
+    overrides: dict[str, str]  # its command line, key -> value
+    settings: dict[str, str]  # every resolved config value and group choice, overrides included
+    has_config: bool  # False when .hydra/config.yaml is missing: then only the overrides are known
+    summary: dict = field(default_factory=dict)  # with today's metric names
+
+    def metric(self, key: str) -> float | None:
+        value = self.summary.get(key)
+        return value if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _read_yaml(path: Path):
+    try:
+        return yaml.safe_load(path.read_text()) if path.is_file() else None
+    except (OSError, ValueError, yaml.YAMLError):  # a half-written or foreign file counts as missing
+        return None
+
+
+def _text(value) -> str:
+    """A config value as it is written in an override: null, true, 0.1."""
+    return json.dumps(value) if value is None or isinstance(value, bool) else str(value)
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict[str, str]:
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = _text(value)
+    return flat
+
+
+def load_run(path: Path, name: str | None = None) -> Run:
+    exists = (path / SUMMARY_FILE).is_file()
+    summary = read_json(path / SUMMARY_FILE)
+    summary = m.current_keys(summary) if summary is not None else ({"status": "unreadable"} if exists else {})
+    hydra_dir = path / ".hydra"
+    command_line = summary.get("overrides") or _read_yaml(hydra_dir / "overrides.yaml") or []
+    overrides = settings_of(command_line)
+    config = _read_yaml(hydra_dir / "config.yaml")
+    config = config if isinstance(config, dict) else {}
+    hydra = _read_yaml(hydra_dir / "hydra.yaml") or {}
+    choices = (hydra.get("hydra", {}).get("runtime", {}).get("choices") or {}) if isinstance(hydra, dict) else {}
+    group_choices = {group: _text(choice) for group, choice in choices.items() if not group.startswith("hydra/")}
+    settings = {**_flatten(config), **group_choices, **overrides}
+    status = str(summary.get("status", "incomplete"))
+    return Run(path, name or path.name, status, overrides, settings, bool(config), summary)
+
+
+def _natural_key(path: Path) -> list:
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", str(path))]
+
+
+def find_runs(dirs: list[Path]) -> list[Run]:
+    """Every run under `dirs`, in directory order (sweep jobs 0, 1, ..., 10), each listed once."""
+    found: dict[Path, Run] = {}
+    for folder in dirs:
+        if not folder.is_dir():
+            raise ConfigError(f"{folder} {'is not a directory' if folder.exists() else 'does not exist'}")
+        paths = {p.parent for p in folder.rglob(SUMMARY_FILE)} | {
+            p.parent.parent for p in folder.rglob(".hydra/overrides.yaml")}
+        if not paths:
+            raise ConfigError(f"{folder} contains no run (no {SUMMARY_FILE} or .hydra/overrides.yaml under it)")
+        for path in sorted(paths, key=_natural_key):
+            name = os.path.relpath(path, dirs[0])
+            found.setdefault(path.resolve(), load_run(path, path.name if name == "." else name))
+    return list(found.values())
+
+
+def swept_keys(runs: list[Run], exclude: tuple[str, ...] = ()) -> list[str]:
+    """The override keys whose values differ between the runs, in command-line order."""
+    keys = dict.fromkeys(key for run in runs for key in run.overrides if key not in exclude)
+    known = {key: {run.settings.get(key) for run in runs if run.has_config or key in run.overrides} for key in keys}
+    return [key for key in keys if len(known[key]) > 1]
+
+
+def read_curve(path: Path, metric: str = m.VAL_ACC) -> tuple[list[int], list[float]]:
+    """Epochs and one metric from a run's metrics.csv; a row cut short by a crash is skipped."""
+    epochs, values = [], []
+    try:
+        with path.open(newline="") as file:
+            for row in csv.DictReader(file):
+                try:
+                    epoch, value = int(row["epoch"]), float(row[metric])
+                except (KeyError, TypeError, ValueError):
+                    continue
+                epochs.append(epoch)
+                values.append(value)
+    except OSError:
+        pass
+    return epochs, values

@@ -1,0 +1,106 @@
+"""The one reader of command-line overrides (`key=value`, `+key=value`, `~key`, `a=1,2,3` sweeps) for every command.
+
+Hydra's own grammar decides what a line means (`parse_overrides`); what a run saved (`summary.json`'s
+overrides, `.hydra/overrides.yaml`) is read back with `Override.from_text`, which needs no grammar.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import ConfigError
+
+GRAMMAR_URL = "https://hydra.cc/docs/advanced/override_grammar/basic"
+# Hydra's flags: those followed by a value, those naming another config (then cnnbench checks nothing)
+VALUE_FLAGS = {"--cfg", "-c", "--package", "-p", "--info", "-i"}
+CUSTOM_CONFIG_FLAGS = {"--config-name", "-cn", "--config-path", "-cp", "--config-dir", "-cd"}
+
+
+@dataclass(frozen=True)
+class Override:
+    key: str  # optimizer.lr, model, hydra/launcher: without the +, ++ or ~ in front
+    value: str | None  # the text after '=', None for a deletion without a value
+    text: str  # the argument as typed
+    prefix: str = ""  # "", "+", "++" or "~"
+    sweep: tuple[str, ...] | None = None  # the values of a sweep (a,b,c, choice(...), range(...)), else None
+    open_sweep: bool = False  # a sweep only a sweeper can expand: interval(...), tag(log, interval(...))
+
+    @classmethod
+    def from_text(cls, text: str) -> Override:
+        """`+key=value` -> key, value, prefix, by the text alone (for lines a run saved)."""
+        head, sep, value = str(text).partition("=")
+        bare = head.lstrip("+~")
+        return cls(key=bare, value=value if sep else None, text=str(text), prefix=head[: len(head) - len(bare)])
+
+    @property
+    def is_hydra(self) -> bool:
+        """hydra.run.dir=..., hydra/launcher=...: settings of Hydra itself, not of the experiment."""
+        return self.key == "hydra" or self.key.startswith(("hydra.", "hydra/"))
+
+    @property
+    def is_deletion(self) -> bool:
+        return self.prefix == "~"
+
+    def with_value(self, value: str) -> str:
+        return f"{self.prefix}{self.key}={value}"
+
+
+def parse_overrides(lines: list[str]) -> list[Override]:
+    """Overrides read with Hydra's grammar; a line it cannot read is a one-line ConfigError."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import OverrideParseException
+
+    try:
+        parsed = OverridesParser.create().parse_overrides(list(lines))
+    except OverrideParseException as err:
+        raise ConfigError(f"{str(err).splitlines()[0]} (see {GRAMMAR_URL})") from err
+    overrides = []
+    for hydra_override in parsed:
+        plain = Override.from_text(hydra_override.input_line)
+        sweep, open_sweep = None, False
+        if hydra_override.is_sweep_override():
+            try:
+                sweep = tuple(hydra_override.sweep_string_iterator())
+            except Exception:  # interval sweeps and the like: only a sweeper can expand them
+                open_sweep = True
+        overrides.append(Override(plain.key, plain.value, plain.text, plain.prefix, sweep, open_sweep))
+    return overrides
+
+
+def command_line_overrides(argv: list[str]) -> list[str] | None:
+    """The override arguments of a Hydra command line (flags and their values left out); None if it names
+    another config (--config-name and the like), which cnnbench does not check."""
+    overrides, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        if arg.split("=", 1)[0] in CUSTOM_CONFIG_FLAGS:
+            return None
+        if arg.startswith("-"):
+            skip = arg in VALUE_FLAGS
+            continue
+        overrides.append(arg)
+    return overrides
+
+
+def settings_of(lines: list[str]) -> dict[str, str]:
+    """`["optimizer.lr=0.1", "+x=1", "~y", "hydra.run.dir=d"]` -> `{"optimizer.lr": "0.1", "x": "1"}`."""
+    read = (Override.from_text(line) for line in lines)
+    return {o.key: o.value for o in read if o.value is not None and not o.is_deletion and not o.is_hydra}
+
+
+def single_value_sets(overrides: list[Override]) -> list[list[str]]:
+    """One list of single-valued overrides per value of each sweep (the other keys at their first value),
+    so that composing each list checks every value once; hydra.* keys and open sweeps are left out, while
+    hydra/<group> choices (hydra/launcher=joblib) stay: a composition checks that they exist."""
+    choices = []
+    for override in overrides:
+        if override.key.startswith("hydra.") or override.open_sweep:
+            continue
+        choices.append([override.with_value(v) for v in override.sweep] if override.sweep else [override.text])
+    base = [values[0] for values in choices]
+    sets = [base]
+    for i, values in enumerate(choices):
+        sets += [base[:i] + [value] + base[i + 1:] for value in values[1:]]
+    return sets

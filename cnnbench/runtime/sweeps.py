@@ -1,0 +1,218 @@
+"""Sweeps: which job this is, how many CPU threads each of its processes takes, the plugins a sweep may need,
+what the HParams tab shows of a job, and the sweep's closing line.
+
+`hydra/launcher=joblib` runs `hydra.launcher.n_jobs` jobs at once in worker processes on this machine; the basic
+launcher runs one job at a time, and `hydra/launcher=slurm` gives every job an allocation of its own. A job that
+assumed the machine to itself would start a thread per core in each of N jobs, N times too many. These launchers
+and the Optuna sweeper (`hparams_search=<preset>`) are Hydra plugins, installed with cnnbench's extras.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import math
+import os
+import sys
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+
+from .distributed import THREADS_VARIABLE
+from .files import read_json
+from .overrides import Override, parse_overrides, settings_of
+from .rundir import SUMMARY_FILE
+
+log = logging.getLogger(__name__)
+
+JOBLIB_LAUNCHER = "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher"
+# What a failed job returns to the sweeper: a maximising sweeper ranks it last and goes on (Optuna refuses NaN).
+FAILED_JOB_VALUE = float("-inf")
+
+
+@dataclass(frozen=True)
+class Plugin:
+    module: str  # what Hydra imports
+    package: str  # what pip installs
+    extra: str  # the cnnbench extra that brings it
+
+
+JOBLIB = Plugin("hydra_plugins.hydra_joblib_launcher", "hydra-joblib-launcher", "joblib")
+SUBMITIT = Plugin("hydra_plugins.hydra_submitit_launcher", "hydra-submitit-launcher", "slurm")
+OPTUNA = Plugin("hydra_plugins.hydra_optuna_sweeper", "hydra-optuna-sweeper", "optuna")
+# a group choice on the command line -> the plugin it needs; any hparams_search preset needs the Optuna sweeper
+PLUGIN_CHOICES = {
+    "hydra/launcher": {"joblib": JOBLIB, "slurm": SUBMITIT, "submitit_slurm": SUBMITIT, "submitit_local": SUBMITIT},
+    "hydra/sweeper": {"optuna": OPTUNA},
+}
+
+
+# --- the job -----------------------------------------------------------------------------------------------
+
+def hydra_config() -> DictConfig | None:
+    """The running job's `hydra` node; None outside a Hydra app."""
+    return HydraConfig.get() if HydraConfig.initialized() else None
+
+
+def job_overrides() -> list[str]:
+    """The command-line overrides of this run or sweep job, as Hydra passed them to it."""
+    hydra_cfg = hydra_config()
+    return list(hydra_cfg.overrides.task) if hydra_cfg is not None else []
+
+
+def in_sweep() -> bool:
+    hydra_cfg = hydra_config()
+    return hydra_cfg is not None and hydra_cfg.mode == RunMode.MULTIRUN
+
+
+def sweep_job_line() -> str | None:
+    """`sweep job 4 of 6 (#3): optimizer.lr=0.1 data.batch_size=128` inside a multirun, else None."""
+    if not in_sweep():
+        return None
+    hydra_cfg = hydra_config()
+    total = sweep_size(Path(hydra_cfg.sweep.dir) / "multirun.yaml")
+    of_total = f" of {total}" if total else ""
+    return f"sweep job {hydra_cfg.job.num + 1}{of_total} (#{hydra_cfg.job.num}): {' '.join(job_overrides())}"
+
+
+def sweep_size(multirun_yaml: Path) -> int | None:
+    """Number of jobs of a basic-sweeper sweep, from the command line Hydra saved in multirun.yaml."""
+    try:
+        saved = OmegaConf.load(multirun_yaml).hydra
+        params = saved.sweeper.get("params") or {}
+        lines = [f"{key}={value}" for key, value in params.items()] + list(saved.overrides.task)
+        sizes = {}
+        for override in parse_overrides(lines):  # the command line (last) wins per key
+            if override.open_sweep:
+                return None
+            sizes[override.key] = len(override.sweep) if override.sweep else 1
+        return math.prod(sizes.values())
+    except Exception:  # another sweeper, a missing file: the size is not known up front
+        log.debug("sweep size unknown", exc_info=True)
+        return None
+
+
+def hparams(config: dict, overrides: list[str]) -> dict[str, float | int | str | bool]:
+    """The run's settings for TensorBoard's HParams tab: the main knobs plus every command-line override."""
+    values = {
+        "model": config["model"]["name"], "data": config["data"]["name"],
+        "optimizer": str(config["optimizer"]["_target_"]).rsplit(".", 1)[-1],
+        "optimizer.lr": config["optimizer"]["lr"], "data.batch_size": config["data"]["batch_size"],
+        "trainer.epochs": config["trainer"]["epochs"], "seed": config["seed"],
+    }
+    for key in settings_of(overrides):
+        value = _select(config, key)
+        if not isinstance(value, dict):
+            values[key] = value if isinstance(value, int | float | str | bool) else str(value)
+    return values
+
+
+def _select(config: dict, dotted: str):
+    node = config
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+# --- cores per process ---------------------------------------------------------------------------------------
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity, which taskset and SLURM narrow), else all."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def parallel_jobs() -> int:
+    """Jobs of the current sweep that run at the same time on this machine (1 outside a joblib sweep)."""
+    hydra_cfg = hydra_config()
+    if hydra_cfg is None or hydra_cfg.mode != RunMode.MULTIRUN or hydra_cfg.launcher.get("_target_") != JOBLIB_LAUNCHER:
+        return 1
+    workers = joblib_workers(hydra_cfg.launcher.n_jobs)
+    batch = _batch_limit(hydra_cfg.sweeper)
+    return min(workers, batch) if batch else workers
+
+
+def joblib_workers(n_jobs: int | None) -> int:
+    """joblib's reading of n_jobs: -1 = every CPU, -2 = all but one, ...; None or 0 = 1."""
+    if not n_jobs:
+        return 1
+    if n_jobs > 0:
+        return n_jobs
+    from joblib import cpu_count  # joblib's own count: affinity and cgroup CPU quotas
+
+    return max(cpu_count() + 1 + n_jobs, 1)
+
+
+def _batch_limit(sweeper: DictConfig) -> int | None:
+    """The sweeper hands the launcher at most this many jobs at once: Optuna's n_jobs, the basic max_batch_size."""
+    limit = sweeper.get("n_jobs") or sweeper.get("max_batch_size")
+    return limit if isinstance(limit, int) and limit > 0 else None
+
+
+def threads_per_process(processes_per_job: int = 1) -> int:
+    """CPU threads for each process of a job: the usable cores split between all processes of all parallel jobs."""
+    return max(1, usable_cores() // (parallel_jobs() * max(1, processes_per_job)))
+
+
+def threads_for(on_cpu: bool, devices: int) -> int | None:
+    """CPU threads per process when processes or parallel sweep jobs share this machine; None = torch's default.
+
+    The launching process decides (it knows the sweep); the ranks it spawns get the number in the environment.
+    """
+    if THREADS_VARIABLE in os.environ:
+        return int(os.environ[THREADS_VARIABLE])
+    processes = int(os.environ.get("LOCAL_WORLD_SIZE", devices)) if on_cpu else 1
+    if processes * parallel_jobs() == 1:
+        return None
+    return threads_per_process(processes)
+
+
+# --- plugins ---------------------------------------------------------------------------------------------------
+
+def plugin_for(override: Override) -> Plugin | None:
+    if override.key == "hparams_search":
+        return OPTUNA if override.value not in (None, "", "null") else None
+    return PLUGIN_CHOICES.get(override.key, {}).get(override.value)
+
+
+def plugin_installed(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+def missing_plugin(overrides: list[Override]) -> str | None:
+    """`hydra/launcher=joblib needs the hydra-joblib-launcher plugin: pip install ...` for the first such choice."""
+    for override in overrides:
+        plugin = plugin_for(override)
+        if plugin and not plugin_installed(plugin.module):
+            return f'{override.text} needs the {plugin.package} plugin: pip install "cnnbench[{plugin.extra}]"'
+    return None
+
+
+# --- the end of a sweep ------------------------------------------------------------------------------------------
+
+class SweepSummary(Callback):
+    """After a multirun: how many jobs ended how, where to look, and exit 1 if any job did not complete."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        statuses = Counter(job_status(p) for p in sorted(sweep_dir.glob("*/")) if (p / ".hydra").is_dir())
+        if not statuses:
+            return
+        counts = ", ".join(f"{n} {status}" for status, n in statuses.most_common())
+        print(f"sweep finished: {sum(statuses.values())} jobs, {counts}; "
+              f"leaderboard: python -m cnnbench.report {sweep_dir}", flush=True)
+        if set(statuses) - {"completed"}:
+            sys.exit(1)
+
+
+def job_status(job_dir: Path) -> str:
+    summary = read_json(job_dir / SUMMARY_FILE)
+    return "incomplete" if summary is None else summary.get("status", "unknown")

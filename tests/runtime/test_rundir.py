@@ -1,0 +1,78 @@
+"""The run-directory planner: a fresh directory, the one trainer.resume names, or the newest run of the same
+config (trainer.resume=auto); a directory that already holds a run is never written into again."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from cnnbench.errors import ConfigError
+from cnnbench.runtime.rundir import ResumePlan, config_fingerprint, plan_run_dir
+
+CONFIG = {"seed": 0, "model": {"name": "lenet5"}, "trainer": {"epochs": 3, "resume": None, "progress_every": 10},
+          "output_dir": "outputs/runs/a"}
+PRINT = config_fingerprint(CONFIG)
+
+
+def make_run(run_dir, status: str | None, fingerprint: str = PRINT, last_pt: bool = True):
+    run_dir.mkdir(parents=True)
+    if status is not None:
+        (run_dir / "summary.json").write_text(json.dumps({"status": status, "fingerprint": fingerprint}))
+    if last_pt:
+        (run_dir / "checkpoints").mkdir()
+        (run_dir / "checkpoints" / "last.pt").write_bytes(b"state")
+    return run_dir
+
+
+def test_the_fingerprint_ignores_where_a_run_writes_and_how_it_resumes_only():
+    moved = {**CONFIG, "output_dir": "elsewhere", "trainer": {**CONFIG["trainer"], "resume": "auto",
+                                                              "progress_every": 1}}
+    assert config_fingerprint(moved) == PRINT
+    assert config_fingerprint({**CONFIG, "seed": 1}) != PRINT
+    assert CONFIG["output_dir"] == "outputs/runs/a"  # the config given is left as it was
+
+
+def test_a_fresh_run_writes_where_hydra_says(tmp_path):
+    assert plan_run_dir(tmp_path / "new", None, PRINT) == ResumePlan(tmp_path / "new")
+
+
+@pytest.mark.parametrize("status", ["completed", "running", "interrupted"])
+def test_a_directory_that_holds_a_run_is_refused(tmp_path, status):
+    used = make_run(tmp_path / "used", status)
+    with pytest.raises(ConfigError, match=f"output_dir {used} already holds a run.*trainer.resume={used}"):
+        plan_run_dir(used, None, PRINT)
+
+
+def test_a_run_that_failed_before_training_leaves_its_directory_usable(tmp_path):
+    failed = make_run(tmp_path / "failed", "failed", last_pt=False)  # e.g. a missing dataset
+    assert plan_run_dir(failed, None, PRINT) == ResumePlan(failed)
+
+
+def test_resume_names_a_run_directory_or_its_last_pt(tmp_path):
+    old = make_run(tmp_path / "old", "interrupted")
+    last = old / "checkpoints" / "last.pt"
+    assert plan_run_dir(tmp_path / "hydra_dir", str(old), PRINT) == ResumePlan(old, last)
+    assert plan_run_dir(tmp_path / "hydra_dir", str(last), PRINT) == ResumePlan(old, last)
+    assert plan_run_dir(old, str(old), PRINT) == ResumePlan(old, last)  # told to run in it: continue it
+    with pytest.raises(ConfigError, match=r"trainer.resume=.*nothing: there is no checkpoint at .*nothing"):
+        plan_run_dir(tmp_path / "hydra_dir", str(tmp_path / "nothing"), PRINT)
+
+
+def test_auto_continues_the_newest_unfinished_run_of_the_same_config(tmp_path):
+    runs = tmp_path / "outputs" / "runs"
+    older = make_run(runs / "2026-01-01_00-00-00", "interrupted")
+    newer = make_run(runs / "2026-01-02_00-00-00", "interrupted")
+    make_run(runs / "2026-01-03_00-00-00", "interrupted", fingerprint="another config")
+    os.utime(older / "summary.json", (1, 1))
+    plan = plan_run_dir(runs / "2026-01-04_00-00-00", "auto", PRINT)
+    assert plan == ResumePlan(newer, newer / "checkpoints" / "last.pt")
+
+
+def test_auto_leaves_a_finished_run_alone_and_starts_afresh_without_one(tmp_path):
+    sweep = tmp_path / "multiruns" / "s"
+    done = make_run(sweep / "0", "completed")
+    plan = plan_run_dir(sweep / "1", "auto", PRINT)
+    assert plan.run_dir == done and plan.finished["status"] == "completed" and plan.checkpoint is None
+    assert plan_run_dir(tmp_path / "other" / "x", "auto", "a config never run") == ResumePlan(tmp_path / "other" / "x")

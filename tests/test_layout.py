@@ -1,0 +1,95 @@
+"""The floor plan, checked from the imports: three layers, no cycles, small modules, configs inside the package."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+import cnnbench
+
+PACKAGE = Path(cnnbench.__file__).resolve().parent
+MAX_LINES = 300
+COMMANDS_AND_BOUNDARY = {"__init__.py", "__main__.py", "cli.py", "train.py", "evaluate.py", "inspect.py",
+                         "report.py", "config.py", "errors.py"}
+
+
+def module_name(path: Path) -> str:
+    parts = ["cnnbench", *path.relative_to(PACKAGE).with_suffix("").parts]
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+def imports(name: str) -> set[str]:
+    """Every module `name` imports, at any depth of its code (function-level imports included)."""
+    path = MODULES[name]
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = package.split(".")[: len(package.split(".")) - node.level + 1] if node.level else []
+            target = ".".join([*base, node.module] if node.module else base)
+            found |= {target, *(f"{target}.{alias.name}" for alias in node.names)}
+    return found
+
+
+def internal(name: str) -> set[str]:
+    own = {m for m in imports(name) if m in MODULES and m != name}
+    if MODULES[name].name == "__init__.py":  # a package's face may import its own modules
+        own = {m for m in own if not m.startswith(name + ".")}
+    return own
+
+
+def test_the_engine_never_imports_hydra_or_omegaconf():
+    engine = [m for m in MODULES if m.startswith("cnnbench.engine")]
+    assert len(engine) >= 7
+    for name in engine:
+        assert not {m.split(".")[0] for m in imports(name)} & {"hydra", "omegaconf"}, name
+
+
+@pytest.mark.parametrize("layer", ["cnnbench.runtime", "cnnbench.models"])
+def test_runtime_and_models_import_nothing_of_cnnbench_but_errors(layer):
+    for name in [m for m in MODULES if m.startswith(layer)]:
+        outside = {m for m in internal(name) if not m.startswith(layer) and m not in ("cnnbench.errors", "cnnbench")}
+        assert not outside, (name, outside)
+
+
+def test_no_import_cycles():
+    graph = {name: internal(name) for name in MODULES}
+    assert sum(map(len, graph.values())) > 100  # the walk sees the imports (check_layers.py counts 150)
+    state: dict[str, str] = {}
+
+    def visit(name: str, path: list[str]) -> None:
+        state[name] = "open"
+        for target in graph[name]:
+            assert state.get(target) != "open", " -> ".join([*path, name, target])
+            if target not in state:
+                visit(target, [*path, name])
+        state[name] = "done"
+
+    for name in graph:
+        if name not in state:
+            visit(name, [])
+
+
+def test_the_lower_layers_never_import_the_commands():
+    commands = {"cnnbench.cli", "cnnbench.train", "cnnbench.evaluate", "cnnbench.inspect", "cnnbench.report"}
+    for name in MODULES:
+        if name.count(".") >= 2:  # engine, runtime, models, data, results
+            assert not internal(name) & (commands | {"cnnbench.config"}), name
+
+
+def test_modules_are_small_and_the_top_level_holds_only_the_commands_and_the_config_boundary():
+    for path in MODULES.values():
+        assert len(path.read_text().splitlines()) <= MAX_LINES, path
+    assert {p.name for p in PACKAGE.glob("*.py")} == COMMANDS_AND_BOUNDARY
+
+
+def test_the_configs_are_found_wherever_the_package_is():
+    conf = Path(cnnbench.CONF_DIR)
+    assert (conf / "config.yaml").is_file() and (conf / "model" / "lenet5.yaml").is_file()
