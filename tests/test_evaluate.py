@@ -5,19 +5,26 @@ from __future__ import annotations
 import json
 
 import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import open_dict
 from rich.console import Console
 
+from cnnbench import CONF_DIR
 from cnnbench.evaluate import evaluate_run
 from cnnbench.evaluate import main as evaluate_main
 from cnnbench.train import run
 from tests.conftest import TINY_RUN, one_line_error
 
 
-@pytest.fixture
-def finished_run(make_cfg, tmp_path):
-    run_dir = tmp_path / "run"
-    summary = run(make_cfg(TINY_RUN, output_dir=run_dir))
-    return run_dir, summary
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    """One finished run that every test here reads (evaluate writes nothing, as the last tests checks)."""
+    run_dir = tmp_path_factory.mktemp("evaluate") / "run"
+    with initialize_config_dir(CONF_DIR, version_base=None):
+        cfg = compose("config", overrides=TINY_RUN)
+    with open_dict(cfg):
+        cfg.output_dir = str(run_dir)
+    return run_dir, run(cfg)
 
 
 def test_evaluate_reproduces_test_acc_and_per_class(finished_run):

@@ -93,3 +93,13 @@ def test_modules_are_small_and_the_top_level_holds_only_the_commands_and_the_con
 def test_the_configs_are_found_wherever_the_package_is():
     conf = Path(cnnbench.CONF_DIR)
     assert (conf / "config.yaml").is_file() and (conf / "model" / "lenet5.yaml").is_file()
+
+
+def test_every_package_and_config_folder_ships_in_a_regular_install():
+    import tomllib
+
+    listed = set(tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    code = {module_name(p.parent / "__init__.py") for p in PACKAGE.rglob("__init__.py")}
+    conf = Path(cnnbench.CONF_DIR)
+    configs = {".".join(["cnnbench.conf", *d.relative_to(conf).parts]).rstrip(".") for d in [conf, *conf.rglob("*/")]}
+    assert listed == code | configs

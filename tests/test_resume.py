@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -21,7 +20,7 @@ from cnnbench.engine.checkpoint import load_checkpoint
 from cnnbench.errors import Diverged, Interrupted
 from cnnbench.runtime.signals import StopFlag
 from cnnbench.train import run
-from tests.conftest import REPO, TINY_RUN, one_line_error
+from tests.conftest import REPO, TINY_RUN, one_line_error, process_env
 
 # Long enough epochs (19 steps) that an interruption can land in the middle of one.
 RESUMABLE = [*TINY_RUN, "data.num_train=1300", "trainer.epochs=3", "trainer.deterministic=true",
@@ -104,8 +103,8 @@ def test_sigint_to_a_real_training_process_then_resume(cli_main, tmp_path, unint
     reference_dir, reference = uninterrupted
     run_dir = tmp_path / "run"
     args = [sys.executable, "-m", "cnnbench", *RESUMABLE, "trainer.epochs=3", f"hydra.run.dir={run_dir}"]
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    process = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(args, cwd=REPO, env=process_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
     deadline = time.time() + 120
     while time.time() < deadline and process.poll() is None:
         if (run_dir / "metrics.csv").exists() and len((run_dir / "metrics.csv").read_text().splitlines()) >= 2:

@@ -12,7 +12,8 @@ from ..runtime.signals import StopFlag
 from . import loop
 from . import metrics as m
 from .checkpoint import load_checkpoint, save_checkpoint, save_last
-from .output import EpochProgress, confusion_figure, per_class_accuracy, print_per_class
+from .confusion import confusion_image
+from .output import EpochProgress, per_class_accuracy, print_per_class
 from .setup import TrainSetup
 from .state import EarlyStopping, FitState
 
@@ -108,6 +109,7 @@ def final_test(setup: TrainSetup, data, checkpoints: Path, logger, step: int) ->
     per_class = per_class_accuracy(confusion, data.classes)
     logger.log_test(test, step=step)
     if distributed.is_main():
-        logger.log_figure("test/confusion_matrix", confusion_figure(confusion, data.classes), step)
+        title = f"test/confusion_matrix: best checkpoint (epoch {best['epoch']}), {int(confusion.sum()):,} images"
+        logger.log_image("test/confusion_matrix", confusion_image(confusion, data.classes, title), step)
     print_per_class(logger.console, per_class, confusion, title="per-class test accuracy (best checkpoint)")
     return {**test, m.TEST_PER_CLASS_ACC: per_class}

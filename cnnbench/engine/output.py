@@ -1,5 +1,5 @@
-"""Where a run's numbers go: the console, TensorBoard, metrics.csv, the per-class table and the confusion image,
-all under the one metric vocabulary of `metrics.py`."""
+"""Where a run's numbers go: the console, TensorBoard, metrics.csv and the per-class table, all under the one
+metric vocabulary of `metrics.py`."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import logging
 import os
 from pathlib import Path
 
-import numpy as np
 import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -95,8 +94,9 @@ class RunLogger:
             self.writer.add_scalar(key, value, step)
         self.writer.flush()
 
-    def log_figure(self, tag: str, figure, step: int) -> None:
-        self.writer.add_figure(tag, figure, step)
+    def log_image(self, tag: str, image, step: int) -> None:
+        """An RGB uint8 array (H, W, 3) in TensorBoard's Images tab."""
+        self.writer.add_image(tag, image, step, dataformats="HWC")
         self.writer.flush()
 
     def log_hparams(self, hparams: dict) -> None:
@@ -141,7 +141,7 @@ class NullLogger:
     def log_test(self, metrics: dict[str, float], step: int) -> None:
         pass
 
-    def log_figure(self, tag: str, figure, step: int) -> None:
+    def log_image(self, tag: str, image, step: int) -> None:
         pass
 
     def log_hparams(self, hparams: dict) -> None:
@@ -212,26 +212,3 @@ def print_per_class(console: Console, per_class: dict[str, float | None], confus
         table.add_row(name, "-" if acc is None else f"{acc:.1%}",
                       f"{confusion[i, i].item()} / {confusion[i].sum().item()}")
     console.print(table)
-
-
-def confusion_figure(confusion: torch.Tensor, classes: list[str]):
-    """A matplotlib figure of the row-normalised confusion matrix with counts in the cells."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    counts = confusion.numpy()
-    rates = counts / counts.sum(1, keepdims=True).clip(min=1)
-    size = max(4.0, 0.5 * len(classes) + 2)
-    fig = Figure(figsize=(size, size))
-    FigureCanvasAgg(fig)  # render with Agg whatever backend matplotlib is configured for
-    ax = fig.subplots()
-    ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
-    ax.set(xticks=range(len(classes)), yticks=range(len(classes)), xlabel="predicted", ylabel="true")
-    ax.set_xticklabels(classes, rotation=45, ha="right")
-    ax.set_yticklabels(classes)
-    if len(classes) <= 20:
-        for (i, j), count in np.ndenumerate(counts):
-            ax.text(j, i, str(count), ha="center", va="center", fontsize=7,
-                    color="white" if rates[i, j] > 0.5 else "black")
-    fig.tight_layout()
-    return fig

@@ -28,7 +28,7 @@ class RecordingLogger:
     def log_test(self, metrics, step):
         self.tests.append((step, metrics))
 
-    def log_figure(self, tag, figure, step):
+    def log_image(self, tag, image, step):
         self.figures.append(tag)
 
 

@@ -4,7 +4,6 @@ and an exact resume. One 2-process run under torchrun is the reference of the ot
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 
@@ -17,7 +16,7 @@ from cnnbench import CONF_DIR
 from cnnbench.errors import Interrupted
 from cnnbench.runtime.distributed import Ranks, batch_indices, steps_per_pass
 from cnnbench.train import run
-from tests.conftest import REPO, TINY_RUN, one_line_error
+from tests.conftest import REPO, TINY_RUN, one_line_error, process_env
 from tests.test_resume import stop_after
 
 # The digits: 1,293 training images (21 steps of 64, a last batch of 13), which LeNet-5 learns within 3 epochs
@@ -50,20 +49,13 @@ def config(*overrides: str, run_dir):
 
 
 @pytest.fixture(scope="module")
-def one_process(tmp_path_factory):
-    run_dir = tmp_path_factory.mktemp("one") / "run"
-    run(config(*DDP_RUN, run_dir=run_dir))
-    return run_dir
-
-
-@pytest.fixture(scope="module")
 def torchrun_outputs(tmp_path_factory):
     """outputs/run of `torchrun --nproc_per_node=2 -m cnnbench ...`, as a user starts it."""
     outputs = tmp_path_factory.mktemp("torchrun") / "outputs"
     result = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "cnnbench",
          *DDP_RUN, f"hydra.run.dir={outputs / 'run'}"],
-        cwd=REPO, env={**os.environ, "PYTHONWARNINGS": "ignore"}, capture_output=True, text=True, timeout=300)
+        cwd=REPO, env=process_env(), capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("per-class test accuracy") == 1  # rank 0 speaks for both
     return outputs
@@ -90,15 +82,13 @@ def test_a_last_batch_smaller_than_the_world_size_is_left_out_of_training_only()
     assert steps_per_pass(18, 8, Ranks(0, 2, 0), training=True) == 3
 
 
-def test_torchrun_ranks_write_one_run_dir_and_train_like_one_process(torchrun_outputs, one_process):
+def test_torchrun_ranks_write_one_run_dir_and_together_train_on_every_image(torchrun_outputs):
     run_dir = torchrun_outputs / "run"
     assert [p.name for p in torchrun_outputs.iterdir()] == ["run"]  # the other rank wrote nothing
-    summary, reference = summary_of(run_dir), summary_of(one_process)
-    assert summary["status"] == "completed" and summary["world_size"] == 2 and reference["world_size"] == 1
-    assert history_of(run_dir)["train_examples"] == history_of(one_process)["train_examples"] == [1293] * 3
-    # each rank augments with its own random stream, so the two runs see other crops: both must learn (3 epochs
-    # on 10 classes), the batches themselves are compared image for image in the test above
-    assert summary["test/acc"] > 0.4 and reference["test/acc"] > 0.4
+    summary = summary_of(run_dir)
+    assert summary["status"] == "completed" and summary["world_size"] == 2
+    assert history_of(run_dir)["train_examples"] == [summary["num_train"]] * 3 == [1293] * 3  # one process's images
+    assert summary["test/acc"] > 0.4  # it learned (one process reaches 0.66 in these 3 epochs)
     assert len((run_dir / "metrics.csv").read_text().splitlines()) == 1 + 3
 
 
