@@ -13,7 +13,7 @@ All three read the same random images of a real dataset's shape, written once as
 Prints a table and writes it as JSON.
 
     python scripts/bench.py [--model lenet] [--data fashion_mnist] [--batch-size 256] [--steps 100]
-                            [--device cpu] [--augment] [--resize N] [--json bench.json]
+                            [--device cpu] [--augment] [--resize N] [--json outputs/bench.json]
 """
 
 from __future__ import annotations
@@ -233,7 +233,7 @@ def main() -> None:
                         help="NCHW instead of channels_last for the bare loop and cnnbench (trainer.channels_last)")
     parser.add_argument("--ways", default="seeds,bare,cnnbench", help="any of seeds,bare,cnnbench,compiled")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved repetitions; the median is reported")
-    parser.add_argument("--json", default="bench.json")
+    parser.add_argument("--json", default="outputs/bench.json")
     args = parser.parse_args()
 
     device = torch.device(args.device)
@@ -263,6 +263,7 @@ def main() -> None:
     if "bare" in results:
         report["vs_bare"] = {k: v / results["bare"] for k, v in results.items()}
     print_table(report)
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
     shutil.rmtree(root)
     print(f"wrote {args.json}")

@@ -1,6 +1,6 @@
 """Regenerate the model table (parameters and forward FLOPs at each model's default input) and the
-example inspect table, between `<!-- models:start -->` and `<!-- models:end -->` in README.md and
-docs/models.md; also print them.
+example inspect table, between `<!-- models:start -->` and `<!-- models:end -->` in docs/models.md;
+also print them.
 
     python scripts/model_table.py            # update the files and print
     python scripts/model_table.py --check    # exit 1 if a file is out of date (for CI)
@@ -25,7 +25,7 @@ from cnnbench.inspect import count_flops, format_flops, inspect_model, render_ta
 from cnnbench.models import build_model, list_models
 
 REPO = Path(__file__).resolve().parent.parent
-TARGETS = (REPO / "README.md", REPO / "docs" / "models.md")
+TARGETS = (REPO / "docs" / "models.md",)
 START, END = "<!-- models:start -->", "<!-- models:end -->"
 INSPECT_EXAMPLE = ("model=lenet", "data=fashion_mnist")
 

@@ -12,6 +12,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 LIGHT, DARK = np.array([247, 251, 255]), np.array([8, 48, 107])  # the ends of matplotlib's "Blues"
 MAX_NAME = 14  # characters of a class name shown
+CORNER = "true \\ predicted"
 
 
 def _font(size: int) -> ImageFont.ImageFont:
@@ -36,10 +37,10 @@ def confusion_image(confusion: torch.Tensor, classes: list[str], title: str = ""
     names = [name if len(name) <= MAX_NAME else name[: MAX_NAME - 1] + "…" for name in classes]
     probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
     name_width = max(_text_size(probe, name, small)[0] for name in names) + 10
+    corner_width, corner_height = _text_size(probe, CORNER, small)
     title_height = _text_size(probe, title or "x", small)[1] + 12
-    left, top = name_width + 18, title_height + name_width
-    corner = _text_size(probe, "true \\ predicted", small)[0] + 16
-    left = max(left, corner)
+    left = max(name_width + 18, corner_width + 16)
+    top = title_height + max(name_width, corner_height + 12)
     image = Image.new("RGB", (left + n * cell + 8, top + n * cell + 8), "white")
     draw = ImageDraw.Draw(image)
     draw.text((6, 4), title, fill="black", font=small)
@@ -59,5 +60,5 @@ def confusion_image(confusion: torch.Tensor, classes: list[str], title: str = ""
         ImageDraw.Draw(label).text((2, 0), name, fill="black", font=small)
         rotated = label.rotate(90, expand=True)
         image.paste(rotated, (left + j * cell + (cell - rotated.width) // 2, top - rotated.height - 4))
-    draw.text((left - 8, top - 6), "true \\ predicted", fill="gray", font=small, anchor="rb")
+    draw.text((left - 8, top - 6), CORNER, fill="gray", font=small, anchor="rb")
     return np.asarray(image)
