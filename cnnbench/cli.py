@@ -15,13 +15,16 @@ import logging
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
+import yaml
 from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException, MissingConfigException
 from omegaconf import DictConfig, OmegaConf
 
 from . import CONF_DIR
-from .errors import CnnbenchError, announce
+from .config import validate_config
+from .errors import CnnbenchError, announce, as_cnnbench_error
 from .runtime.distributed import scratch_run_dir_overrides
 from .runtime.overrides import command_line_overrides, parse_overrides, single_value_sets
 from .runtime.sweeps import missing_plugin
@@ -63,11 +66,11 @@ def run_command(command: Callable[[list[str]], object], argv: list[str] | None =
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     try:
         command(sys.argv[1:] if argv is None else list(argv))
-    except CnnbenchError as err:
-        return announce(err, log)
     except BrokenPipeError:  # `... | head` stopped reading: end quietly, as command-line tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
+    except BaseException as err:  # any fault is one line; run with -X dev or read the log for the traceback
+        return announce(as_cnnbench_error(err), log)
     return 0
 
 
@@ -79,21 +82,56 @@ def exit_code(exit_: SystemExit) -> int:
 
 
 def override_problem(argv: list[str], config_name: str = "config") -> str | None:
-    """A one-line description of the first bad override on `argv`, or None when all compose."""
-    lines = command_line_overrides(argv) or []
-    overrides = parse_overrides(lines)
+    """A one-line description of the first problem of `argv`, or None: an override that does not compose, a run
+    directory that cannot be made, or (in a sweep) any job's config that validation refuses, so that a sweep
+    does not stop at its third job after training two."""
+    lines = command_line_overrides(argv)
+    overrides = parse_overrides(lines or [])
     problem = mode_problem(argv) or missing_plugin(overrides)
-    if problem or not overrides:
+    if problem or lines is None:
         return problem
+    multirun = "-m" in argv or "--multirun" in argv
+    sets = single_value_sets(overrides)
+    hydra_settings = [o.text for o in overrides if o.key.startswith("hydra.") and not o.sweep and not o.open_sweep]
     with initialize_config_dir(CONF_DIR, version_base=None):
         candidate: list[str] = []
         try:
-            for candidate in single_value_sets(overrides):
-                compose(config_name, overrides=candidate)
+            for i, candidate in enumerate(sets):
+                first = i == 0  # composed with Hydra's own settings, to check where the run will write
+                cfg = compose(config_name, overrides=[*candidate, *hydra_settings] if first else candidate,
+                              return_hydra_config=first)
+                problem = output_dir_problem(cfg.hydra, multirun) if first else None
+                if problem:
+                    return problem
+                if multirun and len(sets) > 1:
+                    validate_config(cfg, root=config_name)
         except MissingConfigException as err:
             return _missing_option_message(err)
         except ConfigCompositionException as err:
+            if isinstance(err.__cause__, yaml.YAMLError):
+                return f"a config file is not valid YAML ({' '.join(str(err.__cause__).split())[:200]})"
             return _composition_message(err, lambda others: compose(config_name, overrides=others), candidate)
+        except yaml.YAMLError as err:
+            return f"a config file is not valid YAML ({' '.join(str(err).split())[:200]})"
+        except CnnbenchError as err:
+            swept = {o.key for o in overrides if o.sweep}
+            job = " ".join(line for line in candidate if line.split("=", 1)[0].lstrip("+~") in swept)
+            return f"{err} (in the sweep's job with {job}; no job has run)" if multirun and job else str(err)
+    return None
+
+
+def output_dir_problem(hydra_cfg: DictConfig, multirun: bool) -> str | None:
+    """hydra.run.dir (hydra.sweep.dir) must be a folder, or be creatable: Hydra makes it before cnnbench runs."""
+    key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+    try:
+        path = Path(str(OmegaConf.select(hydra_cfg, key.removeprefix("hydra.")))).expanduser()
+    except Exception:  # an interpolation only Hydra's run time can resolve: Hydra checks it then
+        return None
+    if path.exists() and not path.is_dir():
+        return f"{key}={path} is a file, not a directory; choose another {key}"
+    existing = next(parent for parent in [path, *path.parents] if parent.exists())
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"{key}={path}: {existing.resolve()} is not writable; choose another {key} or fix the permissions"
     return None
 
 

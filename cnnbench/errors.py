@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
 import signal
 import sys
+import traceback
 from pathlib import Path
 
 
@@ -30,8 +33,10 @@ class Diverged(CnnbenchError):
     def __init__(self, step: int, last_finite: float, epoch: int | None = None):
         self.step, self.last_finite, self.epoch = step, last_finite, epoch
         where = f"epoch {epoch}, step {step}" if epoch else f"step {step}"
+        kept = (f"best.pt and last.pt keep the last good epoch ({epoch - 1})" if epoch and epoch > 1 else
+                "no epoch had finished, so there is no checkpoint")
         super().__init__(f"training diverged at {where}: the loss is NaN or infinite (last finite loss "
-                         f"{last_finite:.4g}); best.pt and last.pt keep the last good epoch. "
+                         f"{last_finite:.4g}); {kept}. "
                          "Try a lower optimizer.lr, a warmup (scheduler.warmup_epochs) or trainer.grad_clip")
 
 
@@ -44,17 +49,59 @@ class Interrupted(CnnbenchError):
                          f"Continue with trainer.resume={Path(checkpoint).parent.parent}")
 
 
+class Aborted(CnnbenchError):
+    """Ctrl-C outside the training steps (start-up, checkpoint saving, the final test), or a second Ctrl-C."""
+
+    exit_code = 128 + int(signal.SIGINT)
+
+
+DISK_FULL = {errno.ENOSPC, errno.EDQUOT}
+NOT_WRITABLE = {errno.EACCES, errno.EPERM, errno.EROFS}
+OUT_OF_MEMORY = ("out of memory", "can't allocate memory", "cannot allocate memory")
+
+
+def as_cnnbench_error(err: BaseException) -> CnnbenchError:
+    """Any exception as the one line a user reads: what happened, to which file, what to do (the exception
+    itself stays attached as the cause, for the log)."""
+    if isinstance(err, CnnbenchError):
+        return err
+    mapped = CnnbenchError(_explain(err))
+    if isinstance(err, KeyboardInterrupt):
+        mapped = Aborted("interrupted (Ctrl-C)")
+    mapped.__cause__ = err
+    return mapped
+
+
+def _explain(err: BaseException) -> str:
+    reason = " ".join(str(err).split())[:300] or type(err).__name__
+    if isinstance(err, OSError) and err.errno in DISK_FULL:
+        return f"no space left on the device while writing {err.filename or 'a file'}; free some space"
+    if isinstance(err, OSError) and err.errno in NOT_WRITABLE:
+        return (f"{err.filename or 'a file'} is not writable ({err.strerror}); fix the permissions or choose "
+                "another hydra.run.dir")
+    if isinstance(err, MemoryError) or type(err).__name__ == "OutOfMemoryError" or any(
+            text in reason.lower() for text in OUT_OF_MEMORY):
+        return (f"out of memory ({reason[:160]}); lower data.batch_size, data.eval_batch_size or data.resize, or "
+                "use a smaller model")
+    return f"{type(err).__name__}: {reason}"
+
+
 def status_of(err: BaseException) -> str:
     """What summary.json says of a run that ended with `err`."""
     if isinstance(err, Diverged):
         return "diverged"
-    if isinstance(err, Interrupted | KeyboardInterrupt):
+    if isinstance(err, Interrupted | Aborted | KeyboardInterrupt):
         return "interrupted"
     return "failed"
 
 
-def announce(err: CnnbenchError, log: logging.Logger) -> int:
-    """Print `error: <message>` on stderr, keep the traceback in the log (debug level); the exit code."""
-    log.debug("stopped by %s", type(err).__name__, exc_info=err)
-    print(f"error: {err}", file=sys.stderr)
+def announce(err: CnnbenchError, log: logging.Logger, where: str | None = None) -> int:
+    """Print `error: <message>` on stderr, keep the traceback in the log (debug level); the exit code.
+    `where`: the log file that holds the traceback, named at the end of the line. CNNBENCH_DEBUG=1 prints it."""
+    cause = err.__cause__ or err
+    log.debug("stopped by %s", type(err).__name__, exc_info=cause)
+    suffix = f" (the traceback is in {where})" if where and err.__cause__ is not None else ""
+    print(f"error: {err}{suffix}", file=sys.stderr)
+    if os.environ.get("CNNBENCH_DEBUG"):
+        traceback.print_exception(cause, file=sys.stderr)
     return err.exit_code

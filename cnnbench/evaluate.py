@@ -24,9 +24,12 @@ from .engine.output import per_class_accuracy, print_per_class
 from .errors import ConfigError
 from .models import build_model
 from .runtime.devices import resolve_device
+from .runtime.files import read_json
 from .runtime.overrides import parse_overrides
+from .runtime.rundir import SUMMARY_FILE, status_now
 
 USAGE = "usage: python -m cnnbench.evaluate run=<run dir> [data.split=test|val] [key=value ...]"
+FIXED_BY_THE_CHECKPOINT = ("model",)  # another network than the one whose weights best.pt holds
 SPLITS = ("test", "val")
 
 
@@ -34,7 +37,15 @@ def evaluate_run(run_dir: Path, overrides: list[str], console: Console, split: s
     """Evaluate a run's best checkpoint on `split` (test or val), its config changed by `overrides`."""
     if split not in SPLITS:
         raise ConfigError(f"data.split={split} is not allowed: expected one of {', '.join(SPLITS)}")
+    fixed = [o for o in overrides if o.split("=", 1)[0].startswith(FIXED_BY_THE_CHECKPOINT)]
+    if fixed:
+        raise ConfigError(f"{fixed[0]} is not allowed: best.pt holds the weights of the run's own model; evaluate "
+                          "another run directory instead")
     checkpoint = load_checkpoint(run_dir / "checkpoints" / "best.pt")
+    state = status_now(run_dir, read_json(run_dir / SUMMARY_FILE) or {})
+    if state in ("running", "stale"):
+        console.print(f"note: this run is {'still training' if state == 'running' else 'dead (stale): it stopped'}"
+                      f" without finishing; best.pt is its best epoch so far", highlight=False)
     cfg = OmegaConf.create(checkpoint["config"])
     OmegaConf.set_struct(cfg, True)
     try:
@@ -42,11 +53,16 @@ def evaluate_run(run_dir: Path, overrides: list[str], console: Console, split: s
     except OmegaConfBaseException as err:  # a key the run's config does not have
         raise ConfigError(f"cannot apply {' '.join(overrides)}: {str(err).splitlines()[0]}") from err
     validate_config(cfg)
+    _check_same_inputs(OmegaConf.create(checkpoint["config"]), cfg)
     device = resolve_device(cfg.trainer.device)
     data = build_data(cfg.data, device, cfg.seed)
     model = build_model(cfg.model, num_classes=cfg.data.num_classes, in_chans=cfg.data.in_chans,
                         input_size=input_size(cfg.data)).to(device)
-    model.load_state_dict(checkpoint["model"])
+    try:
+        model.load_state_dict(checkpoint["model"])
+    except RuntimeError as err:
+        raise ConfigError(f"the weights in {run_dir / 'checkpoints' / 'best.pt'} do not fit the model these "
+                          f"overrides build ({str(err).splitlines()[0]})") from err
     loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.trainer.label_smoothing)
     loader = data.test if split == "test" else data.val
     metrics, confusion = evaluate_with_confusion(model, loader, loss_fn, len(data.classes), prefix=split)
@@ -56,6 +72,16 @@ def evaluate_run(run_dir: Path, overrides: list[str], console: Console, split: s
                   f"{split}/loss {metrics[f'{split}/loss']:.4f}", highlight=False)
     print_per_class(console, per_class, confusion)
     return {**metrics, f"{split}/per_class_acc": per_class, "epoch": checkpoint["epoch"]}
+
+
+def _check_same_inputs(saved, cfg) -> None:
+    """The weights fit images of the size, channels and classes they were trained on."""
+    def shape(c) -> str:
+        return f"{c.data.num_classes} classes of {c.data.in_chans}x{input_size(c.data)}x{input_size(c.data)} images"
+
+    if shape(saved) != shape(cfg):
+        raise ConfigError(f"best.pt was trained on {shape(saved)}; these overrides give {shape(cfg)}: keep "
+                          "data.in_chans, data.num_classes and data.resize as the run had them")
 
 
 def parse_args(argv: list[str]) -> tuple[Path, str, list[str]]:

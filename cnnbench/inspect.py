@@ -31,7 +31,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from . import CONF_DIR
 from .config import validate_config
 from .data import input_size
-from .errors import CnnbenchError, announce
+from .errors import announce, as_cnnbench_error
 from .models import build_model
 from .models.shapes import Window, effective_kernel_size, window_of
 
@@ -207,8 +207,8 @@ def run(cfg: DictConfig) -> dict:
 def app(cfg: DictConfig) -> None:
     try:
         run(cfg)
-    except CnnbenchError as err:
-        sys.exit(announce(err, log))
+    except BaseException as err:  # any fault is one line
+        sys.exit(announce(as_cnnbench_error(err), log))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,4 +1,4 @@
-"""`python -m cnnbench`: the Hydra task `main` over `run(cfg)`, which validates the config, plans the run
+"""`python -m cnnbench`: the Hydra task `main` over `run(cfg)`, which validates the config, plans and claims the run
 directory, builds the model, data and setup, trains, tests the best checkpoint and writes summary.json."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 import hydra
 import torch
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf
 
 from . import CONF_DIR
 from .config import validate_config
@@ -23,14 +23,24 @@ from .engine.checkpoint import restore
 from .engine.fit import FitSettings, final_test, fit, steps_per_epoch
 from .engine.output import NullLogger, RunLogger, print_config, print_header, print_result, run_console
 from .engine.setup import SetupSettings, TrainSetup, build_setup
-from .errors import CnnbenchError, Interrupted, announce, status_of
+from .errors import Aborted, Interrupted, announce, as_cnnbench_error, status_of
+from .launch import Launch, claim_launch, continued, record_failure
 from .models import build_model
-from .runtime import distributed
+from .runtime import distributed, runlog
 from .runtime.devices import resolve_device
 from .runtime.files import save_json
-from .runtime.rundir import SUMMARY_FILE, ResumePlan, config_fingerprint, move_run_log, plan_run_dir
+from .runtime.rundir import SUMMARY_FILE, config_fingerprint, owner, plan_run_dir
 from .runtime.signals import stop_on_signals
-from .runtime.sweeps import FAILED_JOB_VALUE, hparams, in_sweep, job_overrides, sweep_job_line, threads_for
+from .runtime.sweeps import (
+    FAILED_JOB_VALUE,
+    hparams,
+    in_sweep,
+    job_overrides,
+    named_keys,
+    record_job,
+    sweep_job_line,
+    threads_for,
+)
 
 log = logging.getLogger(__name__)
 
@@ -43,14 +53,23 @@ def run(cfg: DictConfig) -> dict:
     """
     started = time.perf_counter()
     validate_config(cfg)
-    device = resolve_device(cfg.trainer.device)
-    threads = threads_for(device.type == "cpu", cfg.trainer.devices)
+    launch = None if distributed.launched_by_torchrun() else prepare(cfg)  # torchrun: rank 0 plans, below
+    if launch is not None and launch.plan.finished is not None:
+        return already_finished(launch, run_console(True))
+    run_cfg = OmegaConf.create(launch.config) if launch is not None else cfg
+    device = resolve_device(run_cfg.trainer.device)
+    threads = threads_for(device.type == "cpu", run_cfg.trainer.devices)
     if threads is not None and threads != torch.get_num_threads():
         log.info("%d CPU threads per process", threads)
         torch.set_num_threads(threads)
-    spawned_with = (run_plain, OmegaConf.to_container(cfg, resolve=True), threads)
-    with distributed.process_group(cfg.trainer.devices, device, spawned_with) as ranks:
-        return _run_rank(cfg, ranks, distributed.rank_device(device, ranks.local_rank), started)
+    spawned_with = (run_plain, OmegaConf.to_container(run_cfg), threads)
+    with distributed.process_group(run_cfg.trainer.devices, device, spawned_with) as ranks:
+        if ranks.is_main and launch is None:
+            launch = prepare(cfg)
+        launch = distributed.broadcast_from_main(launch)
+        if launch.plan.finished is not None:
+            return already_finished(launch, run_console(ranks.is_main))
+        return _run_rank(launch, ranks, distributed.rank_device(device, ranks.local_rank), started)
 
 
 def run_plain(config: dict) -> dict:
@@ -58,25 +77,44 @@ def run_plain(config: dict) -> dict:
     return run(OmegaConf.create(config))
 
 
-def _run_rank(cfg: DictConfig, ranks: distributed.Ranks, device: torch.device, started: float) -> dict:
+def prepare(cfg: DictConfig) -> Launch:
+    """What this launch will run and where: a fresh run, or the saved run `trainer.resume` names (its config,
+    with the changes a resume may make), or nothing, when that run already finished."""
+    config = OmegaConf.to_container(cfg, resolve=True)
+    fingerprint = config_fingerprint(config)
+    plan = plan_run_dir(Path(cfg.output_dir), cfg.trainer.resume, fingerprint)
+    if plan.checkpoint is None:
+        return Launch(config, plan, fingerprint, cfg.trainer.epochs, hydra_dir=str(cfg.output_dir))
+    continuation = continued(cfg, plan.checkpoint, named_keys())
+    resumed = {**continuation.config, "output_dir": str(plan.run_dir)}
+    validate_config(OmegaConf.create(resumed))
+    return Launch(resumed, plan, config_fingerprint(resumed), continuation.schedule_epochs,
+                  continuation.notices, hydra_dir=str(cfg.output_dir))
+
+
+def already_finished(launch: Launch, console) -> dict:
+    finished = m.current_keys(launch.plan.finished)
+    record_job(launch.plan.run_dir, finished["status"], note="already finished")
+    console.print(f"the run in {launch.plan.run_dir} already finished ({finished['status']}, {m.TEST_ACC} "
+                  f"{finished.get(m.TEST_ACC)}); nothing to do (a finished run is left as it is)", highlight=False)
+    return finished
+
+
+def _run_rank(launch: Launch, ranks: distributed.Ranks, device: torch.device, started: float) -> dict:
     console = run_console(ranks.is_main)
-    fingerprint = config_fingerprint(OmegaConf.to_container(cfg, resolve=True))
-    plan = distributed.broadcast_from_main(
-        plan_run_dir(Path(cfg.output_dir), cfg.trainer.resume, fingerprint) if ranks.is_main else None)
-    if plan.run_dir != Path(cfg.output_dir):
+    held = claim_launch(launch) if ranks.is_main else None
+    run_dir = Path(distributed.broadcast_from_main(str(held.run_dir) if held else None))
+    cfg = OmegaConf.create({**launch.config, "output_dir": str(run_dir)})
+    try:
         if ranks.is_main:
-            move_run_log(Path(cfg.output_dir), plan.run_dir)
-        with open_dict(cfg):
-            cfg.output_dir = str(plan.run_dir)
-    if plan.finished is not None:
-        finished = m.current_keys(plan.finished)
-        console.print(f"an identical run already finished in {plan.run_dir} ({finished['status']}, "
-                      f"{m.TEST_ACC} {finished.get(m.TEST_ACC)}); nothing to do", highlight=False)
-        return finished
-    if ranks.is_main:
-        print_config(console, OmegaConf.to_yaml(cfg, resolve=True))
-    with deterministic_algorithms(cfg.trainer.deterministic):
-        return _train_and_test(cfg, plan, fingerprint, ranks, device, console, started)
+            for notice in launch.notices:
+                console.print(notice, highlight=False)
+            print_config(console, OmegaConf.to_yaml(cfg))
+        with deterministic_algorithms(cfg.trainer.deterministic):
+            return _train_and_test(cfg, launch, run_dir, ranks, device, console, started)
+    finally:
+        if held is not None:
+            held.release()
 
 
 @contextmanager
@@ -95,7 +133,8 @@ def settings_from(cls, trainer_cfg: DictConfig, **facts):
     return cls(**{name: trainer_cfg[name] for name in names if name in trainer_cfg}, **facts)
 
 
-def build(cfg: DictConfig, ranks: distributed.Ranks, device: torch.device) -> tuple[TrainSetup, DataBundle]:
+def build(cfg: DictConfig, ranks: distributed.Ranks, device: torch.device,
+          schedule_epochs: int) -> tuple[TrainSetup, DataBundle]:
     """The model (seeded), the data and the training setup a config describes."""
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.model, num_classes=cfg.data.num_classes, in_chans=cfg.data.in_chans,
@@ -103,73 +142,96 @@ def build(cfg: DictConfig, ranks: distributed.Ranks, device: torch.device) -> tu
     data = build_data(cfg.data, device, cfg.seed, ranks)
     setup = build_setup(model, instantiate(cfg.optimizer), instantiate(cfg.scheduler),
                         settings_from(SetupSettings, cfg.trainer), device, ranks,
-                        steps_per_epoch(data.train, cfg.trainer.max_steps_per_epoch), cfg.trainer.epochs)
+                        steps_per_epoch(data.train, cfg.trainer.max_steps_per_epoch), schedule_epochs)
     return setup, data
 
 
-def _train_and_test(cfg: DictConfig, plan: ResumePlan, fingerprint: str, ranks: distributed.Ranks,
+def _train_and_test(cfg: DictConfig, launch: Launch, run_dir: Path, ranks: distributed.Ranks,
                     device: torch.device, console, started: float) -> dict:
-    run_dir = plan.run_dir
-    config = OmegaConf.to_container(cfg, resolve=True)
-    setup, data = build(cfg, ranks, device)
-    state = restore(plan.checkpoint, setup, data.train, cfg.trainer.patience, cfg.model.name) \
-        if plan.checkpoint else None
-    summary = {
-        "model": cfg.model.name, "dataset": cfg.data.name, "params": sum(p.numel() for p in setup.module.parameters()),
-        "device": str(device), "world_size": ranks.world_size, "status": "running", "seed": cfg.seed,
-        "input_shape": list(data.input_shape), "num_train": data.train.num_examples,
-        "num_val": data.val.num_examples, "num_test": data.test.num_examples, "val_is_test": data.val_is_test,
-        "overrides": job_overrides(), "fingerprint": fingerprint,
-    }
+    config = OmegaConf.to_container(cfg)
+    summary = {"status": "running", "model": cfg.model.name, "dataset": cfg.data.name, "seed": cfg.seed,
+               "overrides": job_overrides(), "fingerprint": launch.fingerprint, "owner": owner()}
 
-    def save_summary() -> None:
+    def save_summary(**changes) -> None:
+        summary.update(changes, updated_at=time.strftime("%Y-%m-%d %H:%M:%S"))
         if ranks.is_main:
-            save_json(run_dir / SUMMARY_FILE, summary)
+            save_json(run_dir / SUMMARY_FILE, summary, in_place_when_full=summary["status"] != "running")
 
-    save_summary()
-    if ranks.is_main:
-        resuming = None if state is None else (
-            f"resuming at epoch {state.epoch + 1}" + (f", step {state.cursor.steps_done + 1}" if state.cursor else "")
-            + f" (best {m.VAL_ACC} so far {state.stopper.best:.4f})")
-        print_header(console, summary, run_dir, resuming, sweep_job_line())
-    logger = RunLogger(run_dir, console, resume_epoch=state.epoch if state else None) if ranks.is_main \
-        else NullLogger(console)
-    settings = settings_from(FitSettings, cfg.trainer, checkpoints=run_dir / "checkpoints", config=config)
+    logger = NullLogger(console)
     try:
+        setup, data = build(cfg, ranks, device, launch.schedule_epochs)
+        state = restore(launch.plan.checkpoint, setup, data.train, cfg.trainer.patience, cfg.model.name) \
+            if launch.plan.checkpoint else None
+        summary.update(params=sum(p.numel() for p in setup.module.parameters()), device=str(device),
+                       world_size=ranks.world_size, input_shape=list(data.input_shape),
+                       num_train=data.train.num_examples, num_val=data.val.num_examples,
+                       num_test=data.test.num_examples, val_is_test=data.val_is_test,
+                       epochs_done=state.epoch if state else 0)
+        save_summary()
+        if ranks.is_main:
+            print_header(console, summary, run_dir, resuming_at(state), sweep_job_line())
+            logger = RunLogger(run_dir, console, resume_epoch=state.epoch if state else None,
+                               rows=state.epoch_metrics if state else None)
+        settings = settings_from(FitSettings, cfg.trainer, checkpoints=run_dir / "checkpoints", config=config,
+                                 schedule_epochs=launch.schedule_epochs)
         with stop_on_signals() as stop:
-            result = fit(setup, data, settings, logger, state, stop)
+            result = fit(setup, data, settings, logger, state, stop,
+                         on_epoch=lambda epoch, metrics: save_summary(epochs_done=epoch))
         distributed.barrier()  # best.pt is complete before every rank reads it
         test = final_test(setup, data, settings.checkpoints, logger, result["epochs_run"])
         logger.log_hparams(hparams(config, job_overrides()))
     except BaseException as err:
-        summary.update(status=status_of(err), error=str(err).splitlines()[0] if str(err) else type(err).__name__)
-        summary[m.WALL_S] = round(time.perf_counter() - started, 3)
-        save_summary()
+        error = as_cnnbench_error(err)
+        try:
+            save_summary(status=status_of(err), error=str(error).splitlines()[0] if str(error) else type(err).__name__,
+                         **{m.WALL_S: round(time.perf_counter() - started, 3)})
+        except OSError:  # the disk or the permissions are what failed: the error above says so
+            log.debug("summary.json could not be updated", exc_info=True)
         raise
     finally:
         logger.close()
-    summary.update(result, **test, status="completed")
-    summary[m.WALL_S] = round(time.perf_counter() - started, 3)
-    save_summary()
+    summary.pop("owner")
+    save_summary(**result, **test, status="completed", **{m.WALL_S: round(time.perf_counter() - started, 3)})
     print_result(console, summary, run_dir, compiled=cfg.trainer.compile is not False)
     log.info("summary: %s", summary)
+    record_job(run_dir, "completed")
     return summary
+
+
+def resuming_at(state) -> str | None:
+    if state is None:
+        return None
+    step = f", step {state.cursor.steps_done + 1}" if state.cursor else ""
+    return f"resuming at epoch {state.epoch + 1}{step} (best {m.VAL_ACC} so far {state.stopper.best:.4f})"
 
 
 @hydra.main(config_path=CONF_DIR, config_name="config", version_base=None)
 def main(cfg: DictConfig) -> float:
     """Hydra task function; returns the value a sweeper maximises (the best val/acc), -inf for a failed job."""
     try:
+        return _main(cfg)
+    finally:
+        runlog.detach()
+
+
+def _main(cfg: DictConfig) -> float:
+    try:
         return run(cfg).get(m.VAL_ACC_BEST, FAILED_JOB_VALUE)
-    except CnnbenchError as err:
-        exit_code = announce(err, log)
-        _record_failure(Path(cfg.output_dir), err)
-        if in_sweep() and not isinstance(err, Interrupted):
+    except BaseException as raised:  # every fault ends in one line; its traceback goes to run.log
+        err = as_cnnbench_error(raised)
+        if isinstance(err, Aborted):
+            err = Aborted(f"{err}; {resume_hint()}")
+            err.__cause__ = raised
+        record_failure(Path(cfg.output_dir), err)
+        exit_code = announce(err, log, where=str(runlog.attached()) if runlog.attached() else None)
+        record_job(runlog.attached().parent if runlog.attached() else None, status_of(err))
+        if in_sweep() and not isinstance(err, Interrupted | Aborted):
             return FAILED_JOB_VALUE  # the other jobs go on; the sweep's exit code and the report show this one
         sys.exit(exit_code)
 
 
-def _record_failure(run_dir: Path, err: CnnbenchError) -> None:
-    """A run that stopped before writing its summary (bad config, missing data) still leaves one."""
-    if not (run_dir / SUMMARY_FILE).exists() and run_dir.is_dir():
-        save_json(run_dir / SUMMARY_FILE, {"status": status_of(err), "error": str(err), "overrides": job_overrides()})
+def resume_hint() -> str:
+    run_dir = runlog.attached().parent if runlog.attached() else None
+    if run_dir is not None and (run_dir / "checkpoints" / "last.pt").is_file():
+        return f"last.pt keeps the last finished epoch: continue with trainer.resume={run_dir}"
+    return "no epoch had finished, so there is nothing to resume"

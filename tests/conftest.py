@@ -11,8 +11,6 @@ import logging
 import os
 import pickle
 import struct
-import subprocess
-import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +32,9 @@ if os.environ.get("PYTEST_XDIST_WORKER"):  # parallel test workers share the cor
 # A run that takes a second or two on a CPU: LeNet-5 on a few hundred synthetic images.
 TINY_RUN = ["model=lenet5", "data=synthetic", "data.num_train=400", "data.num_test=200", "data.batch_size=64",
             "trainer.epochs=2", "trainer.device=cpu"]
+# Long enough epochs (19 steps) that an interruption can land in the middle of one.
+RESUMABLE = [*TINY_RUN, "data.num_train=1300", "trainer.epochs=3", "trainer.deterministic=true",
+             "data.augment=true", "trainer.patience=0"]
 
 
 @pytest.fixture
@@ -166,12 +167,6 @@ def process_env() -> dict[str, str]:
     return env
 
 
-def run_cli(*args: str, cwd: Path | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
-    """`python -m cnnbench ARGS` in a subprocess, as a user runs it (for what only a process shows)."""
-    return subprocess.run([sys.executable, "-m", "cnnbench", *args], cwd=cwd or REPO, env=process_env(),
-                          capture_output=True, text=True, timeout=timeout)
-
-
 # --- tiny datasets written in the real on-disk formats -------------------------------------------------
 
 def random_images(count: int, shape: tuple[int, ...], seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -261,3 +256,15 @@ def write_image_folder(root: Path, counts: dict[str, int] | None = None, mode: s
 def image_folder_root(tmp_path) -> Path:
     """<root>/train and <root>/val: classes cat, dog, ship with 10 and 4 RGB PNGs of 20x24 pixels each."""
     return write_image_folder(tmp_path / "images")
+
+
+@pytest.fixture(scope="session")
+def uninterrupted(tmp_path_factory):
+    """(run dir, summary) of RESUMABLE run without a stop: what every interrupted and resumed run must equal."""
+    from cnnbench.train import run
+
+    run_dir = tmp_path_factory.mktemp("uninterrupted")
+    cfg = composed(tuple(RESUMABLE))
+    with open_dict(cfg):
+        cfg.output_dir = str(run_dir)
+    return run_dir, run(cfg)

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torchvision.datasets import MNIST
 
-from tests.conftest import TINY_RUN, one_line_error, run_cli
+from tests.conftest import TINY_RUN, one_line_error
 
 
 @pytest.mark.parametrize(("args", "fragments"), [
@@ -66,12 +66,3 @@ def test_cfg_job_prints_the_composed_config_without_running(cli_main, tmp_path):
     assert result.returncode == 0
     assert "name: resnet18" in result.stdout and "in_chans: 3" in result.stdout
     assert not (tmp_path / "run").exists()
-
-
-# --- what only a real process shows -------------------------------------------------------------------------
-
-def test_a_real_process_exits_2_on_a_bad_key_with_one_line(tmp_path):
-    # the exit codes of a real run: 0 in test_distributed's torchrun run, 130 in test_resume's SIGINT
-    result = run_cli("trainer.epoch=3", f"hydra.run.dir={tmp_path / 'run'}")
-    one_line_error(result, "trainer.epoch is not a config key (did you mean trainer.epochs?)")
-    assert result.returncode == 2 and not (tmp_path / "run").exists()

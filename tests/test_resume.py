@@ -20,11 +20,8 @@ from cnnbench.engine.checkpoint import load_checkpoint
 from cnnbench.errors import Diverged, Interrupted
 from cnnbench.runtime.signals import StopFlag
 from cnnbench.train import run
-from tests.conftest import REPO, TINY_RUN, one_line_error, process_env
+from tests.conftest import REPO, RESUMABLE, TINY_RUN, one_line_error, process_env
 
-# Long enough epochs (19 steps) that an interruption can land in the middle of one.
-RESUMABLE = [*TINY_RUN, "data.num_train=1300", "trainer.epochs=3", "trainer.deterministic=true",
-             "data.augment=true", "trainer.patience=0"]
 EXACT_COLUMNS = ("epoch", "lr", "train/loss", "train/acc", "val/loss", "val/acc", "val/acc_best")
 
 
@@ -62,21 +59,6 @@ def stop_after(step_count: int, monkeypatch):
     yield
     monkeypatch.setattr(loop, "training_step", real_step)
     monkeypatch.setattr(train_module, "stop_on_signals", real_signals)
-
-
-@pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory):
-    from hydra import compose, initialize_config_dir
-    from omegaconf import open_dict
-
-    from cnnbench import CONF_DIR
-
-    with initialize_config_dir(CONF_DIR, version_base=None):
-        cfg = compose("config", overrides=RESUMABLE)
-    run_dir = tmp_path_factory.mktemp("uninterrupted")
-    with open_dict(cfg):
-        cfg.output_dir = str(run_dir)
-    return run_dir, run(cfg)
 
 
 @pytest.mark.parametrize("stop_at_step", [1, 19, 25, 57])  # first step, end of epoch 1, mid epoch 2, last step
@@ -158,41 +140,57 @@ def test_divergence_on_the_command_line_is_one_line(cli_main, tmp_path):
     assert result.returncode == 1
 
 
-def test_truncated_last_pt_is_refused_and_left_as_it_is(cli_main, make_cfg, tmp_path):
-    run_dir = tmp_path / "run"
-    run(make_cfg(TINY_RUN, output_dir=run_dir))
+def interrupted_run(make_cfg, monkeypatch, run_dir, overrides=RESUMABLE, after_step: int = 25):
+    """A run of `overrides` in `run_dir`, stopped as SIGINT stops it after `after_step` steps."""
+    with stop_after(after_step, monkeypatch), pytest.raises(Interrupted):
+        run(make_cfg(overrides, output_dir=run_dir))
+    return run_dir
+
+
+def file_hashes(folder) -> dict[str, str]:
+    import hashlib
+
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file() and p.name != "run.lock"}
+
+
+def test_truncated_last_pt_is_refused_and_left_as_it_is(cli_main, make_cfg, tmp_path, monkeypatch):
+    run_dir = interrupted_run(make_cfg, monkeypatch, tmp_path / "run")
     last = run_dir / "checkpoints" / "last.pt"
     last.write_bytes(last.read_bytes()[:1000])
-    before = last.read_bytes()
-    result = cli_main(*TINY_RUN, f"trainer.resume={run_dir}", f"hydra.run.dir={tmp_path / 'other'}")
+    before = file_hashes(run_dir)
+    result = cli_main(*RESUMABLE, f"trainer.resume={run_dir}", f"hydra.run.dir={tmp_path / 'other'}")
     one_line_error(result, str(last), "truncated")
-    assert last.read_bytes() == before
+    assert file_hashes(run_dir) == before
 
 
-def test_checkpoint_of_another_model_is_refused(cli_main, make_cfg, tmp_path):
-    run_dir = tmp_path / "run"
-    run(make_cfg(TINY_RUN, output_dir=run_dir))
-    before = (run_dir / "summary.json").read_bytes()
-    result = cli_main(*TINY_RUN, "model=lenet", f"trainer.resume={run_dir}", f"hydra.run.dir={tmp_path / 'other'}")
-    one_line_error(result, "lenet5", "model")
-    assert (run_dir / "summary.json").read_bytes() == before
+def test_resuming_with_another_model_is_refused_naming_the_saved_value(cli_main, make_cfg, tmp_path, monkeypatch):
+    run_dir = interrupted_run(make_cfg, monkeypatch, tmp_path / "run")
+    before = file_hashes(run_dir)
+    result = cli_main(*RESUMABLE, "model=lenet", f"trainer.resume={run_dir}", f"hydra.run.dir={tmp_path / 'other'}")
+    one_line_error(result, "model.name=lenet (saved: lenet5)", "leave these out to continue it")
+    assert result.returncode == 2 and file_hashes(run_dir) == before
 
 
-def test_foreign_pt_file_is_refused(make_cfg, tmp_path):
-    foreign = tmp_path / "weights.pt"
+def test_a_loose_pt_file_is_refused(cli_main, tmp_path):
+    foreign = tmp_path / "downloads" / "weights.pt"
+    foreign.parent.mkdir()
     torch.save({"something": torch.zeros(3)}, foreign)
-    with pytest.raises(Exception, match="not a cnnbench checkpoint"):
-        run(make_cfg([*TINY_RUN, f"trainer.resume={foreign}"], output_dir=tmp_path / "run"))
+    result = cli_main(*TINY_RUN, f"trainer.resume={foreign}", f"hydra.run.dir={tmp_path / 'run'}")
+    one_line_error(result, f"trainer.resume={foreign} is not allowed", "checkpoints/last.pt")
+    assert sorted(p.name for p in foreign.parent.iterdir()) == ["weights.pt"]  # nothing beside it
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["downloads", "run"]  # the failure is recorded in run/
 
 
 def test_sweep_with_a_failing_job_finishes_the_others_then_resume_auto_skips_them(cli_main, tmp_path):
     sweep = tmp_path / "sweep"
-    sweep_args = ["-m", *TINY_RUN, "trainer.epochs=1", "optimizer.lr=0.01,-1,0.05", f"hydra.sweep.dir={sweep}"]
+    sweep_args = ["-m", *TINY_RUN, "trainer.epochs=1", "optimizer.lr=0.01,1e30,0.05", "trainer.progress_every=1",
+                  f"hydra.sweep.dir={sweep}"]
     result = cli_main(*sweep_args)
-    assert result.returncode == 1  # a job failed: the sweep says so
+    assert result.returncode == 1  # a job did not complete: the sweep says so
     statuses = {p.parent.name: json.loads(p.read_text())["status"] for p in sweep.glob("*/summary.json")}
-    assert statuses == {"0": "completed", "1": "failed", "2": "completed"}
-    assert "3 jobs, 2 completed, 1 failed" in result.stdout
+    assert statuses == {"0": "completed", "1": "diverged", "2": "completed"}
+    assert "3 jobs, 2 completed, 1 diverged" in result.stdout
     assert "Traceback" not in result.stdout + result.stderr
 
     job2 = json.loads((sweep / "2" / "summary.json").read_text())
@@ -200,7 +198,8 @@ def test_sweep_with_a_failing_job_finishes_the_others_then_resume_auto_skips_the
     (sweep / "2" / "summary.json").write_text(json.dumps(job2))
     finished_ckpt = (sweep / "0" / "checkpoints" / "last.pt").stat().st_mtime_ns
     again = cli_main(*sweep_args, "trainer.resume=auto")  # the same sweep command, with resume=auto
-    assert again.returncode == 1  # job 1 still fails
+    assert again.returncode == 1  # job 1 diverged, and is left so
     assert "already finished" in again.stdout and "resuming at epoch" in again.stdout
+    assert "3 jobs, 2 completed, 1 diverged (2 already finished)" in again.stdout
     assert (sweep / "0" / "checkpoints" / "last.pt").stat().st_mtime_ns == finished_ckpt  # not trained again
     assert json.loads((sweep / "2" / "summary.json").read_text())["status"] == "completed"

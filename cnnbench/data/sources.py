@@ -97,11 +97,24 @@ def load_torchvision(name: str, root: str, download: bool) -> Source:
         raise _loading_error(name, root, download, err) from err
     if name in IDX_DATASETS and fetching:
         _raise_if_damaged(idx_problem(where, files))
-    return Source(
+    source = Source(
         train=ImageSet(_as_nchw_uint8(train.data), torch.as_tensor(train.targets, dtype=torch.int64)),
         test=ImageSet(_as_nchw_uint8(test.data), torch.as_tensor(test.targets, dtype=torch.int64)),
         classes=list(train.classes),
     )
+    for split, images in (("train", source.train), ("t10k" if name in IDX_DATASETS else "test", source.test)):
+        _raise_if_damaged(label_problem(images.labels, len(source.classes), where, split))
+    return source
+
+
+def label_problem(labels: torch.Tensor, num_classes: int, where: str, split: str) -> str | None:
+    """Labels outside 0..num_classes-1 (a damaged or foreign labels file), named, or None."""
+    bad = (labels < 0) | (labels >= num_classes)
+    if not bool(bad.any()):
+        return None
+    value = int(labels[bad][0])
+    return (f"{where}: the {split} labels hold {value} (at image {int(bad.nonzero()[0])}), but there are "
+            f"{num_classes} classes (0 to {num_classes - 1})")
 
 
 REPLACE_HINT = "replace it with the original file (uncompressed), or delete it and set data.download=true"

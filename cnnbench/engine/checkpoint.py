@@ -6,7 +6,9 @@ counter, RNG states, the partly done epoch), so a resumed run continues exactly 
 
 from __future__ import annotations
 
+import errno
 import logging
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -28,16 +30,25 @@ FORMAT_VERSION = 1
 def save_checkpoint(path: Path, **state: Any) -> None:
     """Save a dict of plain state (state_dicts, numbers, tensors, containers) with a format version."""
     payload = {"format_version": FORMAT_VERSION, "cnnbench_version": __version__, **state}
-    atomic_write(path, lambda tmp: torch.save(payload, tmp))
+
+    def write(tmp: str) -> None:
+        try:
+            torch.save(payload, tmp)
+        except RuntimeError as err:  # torch's writer reports a full disk as "unexpected pos ..."
+            full = shutil.disk_usage(Path(tmp).parent).free < 1 << 20
+            raise OSError(errno.ENOSPC if full else errno.EIO, str(err).splitlines()[0], str(path)) from err
+
+    atomic_write(path, write)
 
 
-def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a checkpoint written by save_checkpoint; anything else is a one-line CnnbenchError."""
+def load_checkpoint(path: Path, map_location: str | torch.device = "cpu", mmap: bool = False) -> dict[str, Any]:
+    """Load a checkpoint written by save_checkpoint; anything else is a one-line CnnbenchError. `mmap` maps the
+    tensors instead of reading them (to look at the rest)."""
     path = Path(path)
     if not path.is_file():
         raise CnnbenchError(f"checkpoint {path} does not exist")
     try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
+        payload = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except Exception as err:
         raise CnnbenchError(f"checkpoint {path} cannot be read ({type(err).__name__}): truncated or not a "
                             "cnnbench checkpoint") from err
@@ -49,8 +60,9 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
     return payload
 
 
-def save_last(path: Path, setup: TrainSetup, loader, state: FitState, config: dict) -> None:
-    """Rank 0 writes last.pt; in a data-parallel run it holds every rank's random state (gathered here)."""
+def save_last(path: Path, setup: TrainSetup, loader, state: FitState, config: dict, schedule_epochs: int) -> None:
+    """Rank 0 writes last.pt; in a data-parallel run it holds every rank's random state (gathered here).
+    `schedule_epochs`: the length the learning-rate schedule was built with (a resume may train longer)."""
     rng_by_rank = distributed.gather_to_all(rng_state(loader))
     if not distributed.is_main():
         return
@@ -59,9 +71,9 @@ def save_last(path: Path, setup: TrainSetup, loader, state: FitState, config: di
         scheduler=setup.scheduler.state_dict() if setup.scheduler is not None else None,
         early_stopping=state.stopper.state_dict(), cursor=state.cursor.state_dict() if state.cursor else None,
         history={"train_examples": state.train_examples, "train_seconds": state.train_seconds,
-                 "first_step_s": state.first_step_s},
+                 "first_step_s": state.first_step_s, "epoch_metrics": state.epoch_metrics},
         rng={**rng_by_rank[0], "ranks": rng_by_rank} if len(rng_by_rank) > 1 else rng_by_rank[0],
-        world_size=len(rng_by_rank), config=config,
+        world_size=len(rng_by_rank), config=config, schedule_epochs=schedule_epochs,
     )
 
 
@@ -93,7 +105,8 @@ def restore(path: Path, setup: TrainSetup, loader, patience: int | None, model_n
     history = checkpoint.get("history", {})
     return FitState(epoch=checkpoint["epoch"], stopper=stopper, cursor=cursor,
                     train_examples=list(history.get("train_examples", [])),
-                    train_seconds=list(history.get("train_seconds", [])), first_step_s=history.get("first_step_s"))
+                    train_seconds=list(history.get("train_seconds", [])), first_step_s=history.get("first_step_s"),
+                    epoch_metrics=list(history.get("epoch_metrics", [])))
 
 
 def rng_state(loader) -> dict:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +29,7 @@ class FitSettings:
     patience: int | None = None  # epochs without a better val/acc before stopping; 0 or None: never
     max_steps_per_epoch: int | None = None
     progress_every: int = 10  # progress bar refresh and divergence check, in steps
+    schedule_epochs: int | None = None  # the length the lr schedule was built with (None: `epochs`)
 
 
 def steps_per_epoch(train_loader, max_steps: int | None) -> int:
@@ -35,8 +37,9 @@ def steps_per_epoch(train_loader, max_steps: int | None) -> int:
 
 
 def fit(setup: TrainSetup, data, settings: FitSettings, logger, state: FitState | None = None,
-        stop: StopFlag | None = None) -> dict:
-    """Train until `settings.epochs` or early stopping; `best.pt` on every new best val/acc, `last.pt` every epoch."""
+        stop: StopFlag | None = None, on_epoch: Callable[[int, dict], None] | None = None) -> dict:
+    """Train until `settings.epochs` or early stopping; `best.pt` on every new best val/acc, `last.pt` every epoch;
+    `on_epoch(epoch, metrics)` once both are saved."""
     state = state or FitState(stopper=EarlyStopping(settings.patience))
     checkpoints = settings.checkpoints
     progress = EpochProgress(logger.console, every=settings.progress_every)
@@ -57,7 +60,8 @@ def fit(setup: TrainSetup, data, settings: FitSettings, logger, state: FitState 
         if "cursor" in train:  # stopped by a signal in the middle of the epoch
             state.cursor = train["cursor"]
             state.cursor.lr = lr
-            save_last(checkpoints / "last.pt", setup, data.train, state, settings.config)
+            save_last(checkpoints / "last.pt", setup, data.train, state, settings.config,
+                      settings.schedule_epochs or settings.epochs)
             raise Interrupted(stop.signal_name, epoch, state.cursor.steps_done, checkpoints / "last.pt")
         state.cursor = None
         with setup.autocast():
@@ -73,12 +77,16 @@ def fit(setup: TrainSetup, data, settings: FitSettings, logger, state: FitState 
             m.TRAIN_EXAMPLES_PER_S: train["train/examples"] / train["train/seconds"],
             m.EPOCH_S: time.perf_counter() - started,
         }
+        state.epoch_metrics.append(metrics)
         logger.log_epoch(epoch, metrics, improved)
         if improved and distributed.is_main():
             save_checkpoint(checkpoints / "best.pt", epoch=epoch, model=setup.module.state_dict(), metrics=metrics,
                             config=settings.config)
         state.epoch = epoch
-        save_last(checkpoints / "last.pt", setup, data.train, state, settings.config)
+        save_last(checkpoints / "last.pt", setup, data.train, state, settings.config,
+                      settings.schedule_epochs or settings.epochs)
+        if on_epoch is not None:
+            on_epoch(epoch, metrics)
         if stop is not None and loop.stop_now(stop, at_check=True, device=data.train.device):
             raise Interrupted(stop.signal_name, epoch, steps, checkpoints / "last.pt")
     return summarize(state, settings.epochs)

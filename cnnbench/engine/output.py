@@ -58,8 +58,10 @@ class EpochProgress:
 class RunLogger:
     """TensorBoard events under <run dir>/tensorboard, metrics.csv and the console's epoch rows."""
 
-    def __init__(self, run_dir: Path, console: Console, resume_epoch: int | None = None):
-        """`resume_epoch`: the last epoch a resumed run had finished; later rows and events are dropped."""
+    def __init__(self, run_dir: Path, console: Console, resume_epoch: int | None = None,
+                 rows: list[dict] | None = None):
+        """`resume_epoch`: the last epoch a resumed run had finished; later events are dropped, and metrics.csv is
+        rewritten from `rows` (the epochs' metrics as last.pt kept them, whatever a crash did to the file)."""
         self.run_dir = Path(run_dir)
         self.console = console
         purge = None if resume_epoch is None else resume_epoch + 1
@@ -67,18 +69,22 @@ class RunLogger:
         self.csv_path = self.run_dir / "metrics.csv"
         self.header_printed = False
         if resume_epoch is not None:
-            self._truncate_csv(resume_epoch)
+            self._rewrite_csv(resume_epoch, rows or [])
 
-    def _truncate_csv(self, last_epoch: int) -> None:
-        if not self.csv_path.exists():
-            return
-        with open(self.csv_path, newline="") as f:
-            rows = list(csv.reader(f))
-        kept = rows[:1] + [row for row in rows[1:] if row and int(row[0]) <= last_epoch]
+    def _rewrite_csv(self, last_epoch: int, rows: list[dict]) -> None:
+        if rows:
+            lines = [[epoch, *(f"{metrics[key]:.6g}" for key in m.EPOCH_KEYS)]
+                     for epoch, metrics in enumerate(rows[:last_epoch], start=1)]
+        else:  # last.pt from before the rows were kept: keep the file's rows that can still be read
+            text = self.csv_path.read_bytes().replace(b"\0", b"").decode("utf-8", "replace") \
+                if self.csv_path.exists() else ""
+            width = len(m.EPOCH_KEYS) + 1
+            lines = [row for row in csv.reader(text.splitlines())
+                     if len(row) == width and row[0].isdigit() and int(row[0]) <= last_epoch]
 
         def write(tmp: str) -> None:
             with open(tmp, "w", newline="") as f:
-                csv.writer(f).writerows(kept)
+                csv.writer(f).writerows([["epoch", *m.EPOCH_KEYS], *lines])
 
         atomic_write(self.csv_path, write)
 

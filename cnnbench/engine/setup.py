@@ -45,6 +45,7 @@ class SetupSettings:
     amp: bool | str = "auto"
     grad_clip: float | None = None
     label_smoothing: float = 0.0
+    deterministic: bool = False  # trainer.deterministic: no cuDNN benchmarking either
 
 
 def build_setup(model: nn.Module, make_optimizer: Callable[..., torch.optim.Optimizer],
@@ -59,9 +60,15 @@ def build_setup(model: nn.Module, make_optimizer: Callable[..., torch.optim.Opti
     optimizer = fused_if_possible(make_optimizer, model, device)
     scheduler = make_scheduler(optimizer, total_steps=steps_per_epoch * epochs, steps_per_epoch=steps_per_epoch)
     if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN pick the fastest kernels once
+        torch.backends.cudnn.benchmark = cudnn_benchmark(device, settings.deterministic)
     return TrainSetup(model, optimizer, nn.CrossEntropyLoss(label_smoothing=settings.label_smoothing), scheduler,
                       settings.grad_clip, amp=use_amp(settings.amp, device))
+
+
+def cudnn_benchmark(device: torch.device, deterministic: bool) -> bool:
+    """Whether cuDNN may time its kernels once and keep the fastest (the input shapes are fixed): a choice that
+    varies from run to run, so a deterministic run (PyTorch's reproducibility notes) does not make it."""
+    return device.type == "cuda" and not deterministic
 
 
 def compiled(model: nn.Module, setting: bool | str) -> nn.Module:

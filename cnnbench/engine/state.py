@@ -43,3 +43,4 @@ class FitState:
     train_examples: list[int] = field(default_factory=list)
     train_seconds: list[float] = field(default_factory=list)
     first_step_s: float | None = None  # the run's first training step (with torch.compile: the compilation)
+    epoch_metrics: list[dict] = field(default_factory=list)  # metrics.csv's rows, to rewrite it on resume

@@ -15,7 +15,7 @@ from ..engine import metrics as m
 from ..errors import ConfigError
 from ..runtime.files import read_json
 from ..runtime.overrides import settings_of
-from ..runtime.rundir import SUMMARY_FILE
+from ..runtime.rundir import SUMMARY_FILE, status_now
 
 
 @dataclass
@@ -68,7 +68,9 @@ def load_run(path: Path, name: str | None = None) -> Run:
     choices = (hydra.get("hydra", {}).get("runtime", {}).get("choices") or {}) if isinstance(hydra, dict) else {}
     group_choices = {group: _text(choice) for group, choice in choices.items() if not group.startswith("hydra/")}
     settings = {**_flatten(config), **group_choices, **overrides}
-    status = str(summary.get("status", "incomplete"))
+    status = status_now(path, summary)
+    if "epochs_run" not in summary and "epochs_done" in summary:  # a run that has not finished (yet)
+        summary["epochs_run"] = summary["epochs_done"]
     return Run(path, name or path.name, status, overrides, settings, bool(config), summary)
 
 

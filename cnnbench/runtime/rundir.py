@@ -1,23 +1,31 @@
-"""Which run directory a run writes to: a fresh one, the one `trainer.resume` names, or (with
-`trainer.resume=auto`) the newest earlier run of the same config, which is continued when unfinished
-and left alone when finished."""
+"""Run directories: which one a run writes to, and the claim that makes it the run's alone.
+
+A run writes to a fresh directory, to the one `trainer.resume` names, or (`trainer.resume=auto`) to the
+newest earlier run of the same config, which is continued when unfinished and left alone when finished.
+Before anything is written, the run *claims* the directory: it takes an exclusive lock on `<dir>/run.lock`
+for as long as it lives (the kernel releases it when the process ends, however it ends). A second process
+cannot take the same lock, so two runs never share a directory, and a `running` run whose lock is free is
+known to be dead.
+"""
 
 from __future__ import annotations
 
 import copy
+import fcntl
 import hashlib
 import json
-import logging
-import shutil
+import os
+import socket
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ConfigError
-from .files import read_json
-
-log = logging.getLogger(__name__)
+from .files import atomic_write, read_json
 
 SUMMARY_FILE = "summary.json"
+LOCK_FILE = "run.lock"
+LAST = Path("checkpoints") / "last.pt"
 # Settings that do not change what a run computes, so runs that differ only in them are "the same config".
 NOT_PART_OF_THE_EXPERIMENT = ("output_dir", "trainer.resume", "trainer.progress_every")
 FINISHED = ("completed", "diverged")
@@ -27,7 +35,7 @@ FINISHED = ("completed", "diverged")
 class ResumePlan:
     run_dir: Path
     checkpoint: Path | None = None  # last.pt to continue from; None starts afresh
-    finished: dict | None = None  # the summary of an identical run that already finished: nothing to do
+    finished: dict | None = None  # the summary of the run asked for, which already finished: nothing to do
 
 
 def config_fingerprint(config: dict) -> str:
@@ -42,38 +50,49 @@ def config_fingerprint(config: dict) -> str:
     return hashlib.sha256(json.dumps(plain, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+# --- planning: read only ---------------------------------------------------------------------------------
+
 def plan_run_dir(run_dir: Path, resume: str | None, fingerprint: str) -> ResumePlan:
     """Where a run with `trainer.resume=<resume>` writes, given the directory Hydra made for it."""
-    spec, run_dir = resume, Path(run_dir)
-    if spec in (None, ""):
-        refuse_used_run_dir(run_dir)
+    run_dir = Path(run_dir)
+    if resume in (None, ""):
         return ResumePlan(run_dir)
-    if spec == "auto":
+    if resume == "auto":
         return plan_auto(run_dir, fingerprint)
-    if run_dir.resolve() == Path(spec).resolve():  # resuming in the directory Hydra was told to use
-        return ResumePlan(run_dir, run_dir / "checkpoints" / "last.pt")
-    path = Path(spec)
-    checkpoint = path / "checkpoints" / "last.pt" if path.is_dir() else path
-    if not checkpoint.is_file():
-        raise ConfigError(f"trainer.resume={spec}: there is no checkpoint at {checkpoint} "
-                          "(give a run directory, a last.pt, or auto)")
-    return ResumePlan(checkpoint.parent.parent, checkpoint)
+    return plan_resume(Path(resume).expanduser(), resume)
+
+
+def plan_resume(path: Path, spec: str) -> ResumePlan:
+    """trainer.resume=<run dir> or <run dir>/checkpoints/last.pt: that run, continued where it stopped."""
+    if path.is_file() or path.suffix == ".pt":
+        if path.name != "last.pt" or path.parent.name != "checkpoints":
+            raise ConfigError(f"trainer.resume={spec} is not allowed: expected a run directory or its "
+                              f"checkpoints/last.pt (this file is not inside a run's checkpoints/ folder)")
+        path = path.parent.parent
+    summary = read_json(path / SUMMARY_FILE) or {}
+    if summary.get("status") in FINISHED:
+        return ResumePlan(path, finished=summary)
+    if not (path / LAST).is_file():
+        why = ("it stopped before its first epoch ended; start it again without trainer.resume"
+               if (path / SUMMARY_FILE).is_file() else "give a run directory, its checkpoints/last.pt, or auto")
+        raise ConfigError(f"trainer.resume={spec}: there is no checkpoint at {path / LAST} ({why})")
+    return ResumePlan(path, path / LAST)
 
 
 def plan_auto(run_dir: Path, fingerprint: str) -> ResumePlan:
     """This directory's own earlier run (a sweep run again in the same folder), else the newest run with
-    this fingerprint in this run's sweep or runs folder and their siblings, else a fresh start."""
+    this fingerprint in this run's sweep or runs folder and their siblings, else a fresh start. A run that
+    is alive (another process holds its lock) is someone else's: it is passed over."""
     runs = [run_dir / SUMMARY_FILE] + sorted(sibling_summaries(run_dir), key=lambda p: p.stat().st_mtime,
                                              reverse=True)
     for path in runs:
         summary = read_json(path) or {}
-        if summary.get("fingerprint") != fingerprint:
+        if summary.get("fingerprint") != fingerprint or is_live(path.parent):
             continue
         if summary.get("status") in FINISHED:
             return ResumePlan(path.parent, finished=summary)
-        if (path.parent / "checkpoints" / "last.pt").is_file():
-            return ResumePlan(path.parent, checkpoint=path.parent / "checkpoints" / "last.pt")
-    refuse_used_run_dir(run_dir)
+        if (path.parent / LAST).is_file():
+            return ResumePlan(path.parent, checkpoint=path.parent / LAST)
     return ResumePlan(run_dir)
 
 
@@ -85,26 +104,109 @@ def sibling_summaries(run_dir: Path) -> set[Path]:
     return found
 
 
-def refuse_used_run_dir(run_dir: Path) -> None:
-    # Two runs must never write into one directory (for example two launches in the same second).
+def holds_a_run(run_dir: Path) -> bool:
+    """A directory holds a run once it has something to resume or a finished result; a run that failed or was
+    killed before its first epoch ended leaves it free."""
     summary = read_json(run_dir / SUMMARY_FILE) or {}
-    if summary.get("status", "failed") != "failed" or (run_dir / "checkpoints").exists():
-        raise ConfigError(f"output_dir {run_dir} already holds a run; choose another hydra.run.dir, "
+    return summary.get("status") in FINISHED or (run_dir / LAST).is_file()
+
+
+# --- claiming: the run's alone -------------------------------------------------------------------------------
+
+class RunDirTaken(ConfigError):
+    """The directory belongs to another run (alive, finished, or resumable)."""
+
+
+@dataclass
+class Claim:
+    """This process's hold on a run directory (the lock lives as long as the file stays open)."""
+
+    run_dir: Path
+    fd: int
+
+    def release(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+def claim(run_dir: Path, resuming: bool) -> Claim:
+    """Lock `run_dir` for this process. A fresh run may not take a directory that holds a run; nobody may take
+    one that a live process holds. Temporary files a killed run left behind are removed."""
+    run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"output_dir {run_dir} is a file, not a directory; choose another hydra.run.dir")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise RunDirTaken(f"output_dir {run_dir} is in use by a live run ({describe_owner(run_dir)}); "
+                          "wait for it, or choose another hydra.run.dir") from None
+    if not resuming and holds_a_run(run_dir):
+        os.close(fd)
+        raise RunDirTaken(f"output_dir {run_dir} already holds a run; choose another hydra.run.dir, "
                           f"or continue it with trainer.resume={run_dir}")
+    os.ftruncate(fd, 0)
+    os.write(fd, json.dumps(owner()).encode())
+    remove_temporaries(run_dir)
+    return Claim(run_dir, fd)
 
 
-def move_run_log(old_dir: Path, new_dir: Path) -> None:
-    """Point the run's log file at `new_dir`, and drop `old_dir` if Hydra made it and nothing else is in it."""
-    root = logging.getLogger()
-    for handler in list(root.handlers):
-        if isinstance(handler, logging.FileHandler) and Path(handler.baseFilename).parent == old_dir.resolve():
-            moved = logging.FileHandler(new_dir / Path(handler.baseFilename).name, mode="a")
-            moved.setFormatter(handler.formatter)
-            moved.setLevel(handler.level)
-            root.addHandler(moved)
-            root.removeHandler(handler)
-            handler.close()
-    leftovers = {p.name for p in old_dir.iterdir()} if old_dir.is_dir() else set()
-    if leftovers <= {".hydra", "run.log"}:
-        shutil.rmtree(old_dir, ignore_errors=True)
-    log.info("this run continues in %s", new_dir)
+def owner() -> dict:
+    return {"host": socket.gethostname(), "pid": os.getpid(), "since": time.strftime("%Y-%m-%d %H:%M:%S")}
+
+
+def describe_owner(run_dir: Path) -> str:
+    who = read_json(run_dir / LOCK_FILE) or {}
+    return f"pid {who.get('pid', '?')} on {who.get('host', '?')} since {who.get('since', '?')}"
+
+
+def is_live(run_dir: Path) -> bool:
+    """Whether a process holds the run's lock now (False for runs written before locks existed)."""
+    try:
+        fd = os.open(Path(run_dir) / LOCK_FILE, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def status_now(run_dir: Path, summary: dict) -> str:
+    """summary.json's status, except that a `running` run nobody holds any more is `stale` (it was killed,
+    lost its machine or its disk)."""
+    status = str(summary.get("status", "incomplete"))
+    if status == "running" and (Path(run_dir) / LOCK_FILE).exists() and not is_live(run_dir):
+        return "stale"
+    return status
+
+
+def remove_temporaries(run_dir: Path) -> None:
+    for folder in (run_dir, run_dir / "checkpoints"):
+        for leftover in folder.glob(".*.tmp"):
+            leftover.unlink(missing_ok=True)
+
+
+def drop_if_unused(hydra_dir: Path, run_dir: Path) -> None:
+    """Remove the directory Hydra made for a launch that runs elsewhere (a resume), if nothing is in it."""
+    if hydra_dir.resolve() != run_dir.resolve() and hydra_dir.is_dir() and not any(hydra_dir.iterdir()):
+        hydra_dir.rmdir()
+
+
+def write_run_records(run_dir: Path, config: dict, overrides: list[str], hydra: dict | None) -> None:
+    """<run dir>/.hydra/: the resolved config, the command-line overrides and Hydra's own settings, written by
+    the run that owns the directory (Hydra itself is told not to, so a refused launch overwrites nothing)."""
+    import yaml
+
+    records = {"config.yaml": config, "overrides.yaml": overrides}
+    if hydra is not None:
+        records["hydra.yaml"] = {"hydra": hydra}
+    for name, payload in records.items():
+        text = yaml.safe_dump(payload, sort_keys=False)
+        atomic_write(run_dir / ".hydra" / name, lambda tmp, text=text: Path(tmp).write_text(text))

@@ -10,6 +10,7 @@ and the Optuna sweeper (`hparams_search=<preset>`) are Hydra plugins, installed 
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
 import math
 import os
@@ -24,9 +25,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from .distributed import THREADS_VARIABLE
-from .files import read_json
 from .overrides import Override, parse_overrides, settings_of
-from .rundir import SUMMARY_FILE
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +67,26 @@ def job_overrides() -> list[str]:
 def in_sweep() -> bool:
     hydra_cfg = hydra_config()
     return hydra_cfg is not None and hydra_cfg.mode == RunMode.MULTIRUN
+
+
+def named_keys() -> list[str] | None:
+    """The config keys and group choices this job's command line set (hydra.* and trainer.resume aside);
+    None outside a Hydra app."""
+    if hydra_config() is None:
+        return None
+    overrides = [Override.from_text(line) for line in job_overrides()]
+    return [o.key for o in overrides if not o.is_hydra and o.key != "trainer.resume"]
+
+
+def generated_run_dir() -> bool:
+    """Whether Hydra named this job's directory after the clock (the default hydra.run.dir / hydra.sweep.dir),
+    so that another name is as good when two launches of the same second meet."""
+    hydra_cfg = hydra_config()
+    if hydra_cfg is None:
+        return False
+    node = hydra_cfg.sweep if in_sweep() else hydra_cfg.run
+    raw = OmegaConf.to_container(node, resolve=False).get("dir")
+    return isinstance(raw, str) and "${now:" in raw
 
 
 def sweep_job_line() -> str | None:
@@ -198,21 +217,51 @@ def missing_plugin(overrides: list[Override]) -> str | None:
 
 # --- the end of a sweep ------------------------------------------------------------------------------------------
 
+JOBS_FILE = "sweep_jobs.jsonl"  # one line per finished job: its number, run directory, status
+
+
+def record_job(run_dir: Path | None, status: str, note: str | None = None) -> None:
+    """Inside a sweep, append this job's outcome to <sweep dir>/sweep_jobs.jsonl (one write: whole lines, even
+    from parallel jobs). A job may have run in another directory (trainer.resume=auto), so its own is named."""
+    hydra_cfg = hydra_config()
+    if hydra_cfg is None or not in_sweep():
+        return
+    line = {"job": hydra_cfg.job.num, "run_dir": str(run_dir) if run_dir else None, "status": status}
+    if note:
+        line["note"] = note
+    with open(Path(hydra_cfg.sweep.dir) / JOBS_FILE, "a") as jobs:
+        jobs.write(json.dumps(line) + "\n")
+
+
 class SweepSummary(Callback):
     """After a multirun: how many jobs ended how, where to look, and exit 1 if any job did not complete."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
-        statuses = Counter(job_status(p) for p in sorted(sweep_dir.glob("*/")) if (p / ".hydra").is_dir())
-        if not statuses:
+        jobs = latest_job_records(sweep_dir / JOBS_FILE)
+        if not jobs:
             return
+        statuses = Counter(job["status"] for job in jobs)
+        notes = Counter(job["note"] for job in jobs if job.get("note"))
         counts = ", ".join(f"{n} {status}" for status, n in statuses.most_common())
-        print(f"sweep finished: {sum(statuses.values())} jobs, {counts}; "
-              f"leaderboard: python -m cnnbench.report {sweep_dir}", flush=True)
+        counts += "".join(f" ({n} {note})" for note, n in notes.items())
+        print(f"sweep finished: {len(jobs)} jobs, {counts}; leaderboard: python -m cnnbench.report {sweep_dir}",
+              flush=True)
         if set(statuses) - {"completed"}:
             sys.exit(1)
 
 
-def job_status(job_dir: Path) -> str:
-    summary = read_json(job_dir / SUMMARY_FILE)
-    return "incomplete" if summary is None else summary.get("status", "unknown")
+def latest_job_records(path: Path) -> list[dict]:
+    """The last record of each job number (a sweep run again in the same folder appends new ones)."""
+    records: dict[int, dict] = {}
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        return []
+    for line in lines:
+        try:
+            record = json.loads(line)
+            records[int(record["job"])] = record
+        except (ValueError, KeyError, TypeError):
+            continue
+    return [records[num] for num in sorted(records)]

@@ -63,7 +63,8 @@ def test_last_pt_restores_weights_optimizer_scheduler_early_stopping_and_the_ran
     loop.train_one_epoch(trained, train)
     stopper = EarlyStopping(4)
     stopper.update(0.6, 1)
-    save_last(tmp_path / "last.pt", trained, train, FitState(epoch=1, stopper=stopper), {"model": {"name": "x"}})
+    save_last(tmp_path / "last.pt", trained, train, FitState(epoch=1, stopper=stopper), {"model": {"name": "x"}},
+              schedule_epochs=3)
     next_order = train.draw_order()  # what the loader draws after the save
 
     fresh, fresh_loader = setup(seed=9), loader(seed=4)
@@ -78,6 +79,6 @@ def test_last_pt_restores_weights_optimizer_scheduler_early_stopping_and_the_ran
 
 def test_restore_refuses_a_checkpoint_of_another_model(tmp_path):
     trained, train = setup(), loader()
-    save_last(tmp_path / "last.pt", trained, train, FitState(), {"model": {"name": "lenet5"}})
+    save_last(tmp_path / "last.pt", trained, train, FitState(), {"model": {"name": "lenet5"}}, schedule_epochs=3)
     with pytest.raises(CnnbenchError, match="written by a run of model lenet5; this run builds resnet18"):
         restore(tmp_path / "last.pt", setup(), loader(), None, "resnet18")

@@ -1,0 +1,137 @@
+"""Checks on a composed config before any work starts: types, ranges, choices and unknown keys, one-line errors.
+
+Every message reads `<key>=<value> is not allowed: expected <what is allowed>`, or, for a key that slipped
+in with `+key=value`, `<key> is not a config key (did you mean <nearest>?)`. Each key is checked once, here
+(`rules.py` says what each allows, `keys.py` which keys exist).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from .. import CONF_DIR
+from ..data import input_size
+from ..data.folder import complete_folder_config
+from ..data.sources import NATIVE_FORMATS
+from ..errors import ConfigError
+from ..models import build_model
+from ..runtime.devices import resolve_device
+from ..runtime.distributed import launched_by_torchrun
+from .keys import check_known_keys, load_yaml
+from .rules import FILLED_FROM_FOLDER, RULES, SECTIONS, number_above, number_in
+
+__all__ = ["load_yaml", "not_allowed", "shown", "validate_config"]
+
+
+
+
+def validate_config(cfg: DictConfig, root: str = "config") -> None:
+    """Raise ConfigError for the first value that breaks a rule; keys a config lacks are skipped.
+
+    `root` is the config `cfg` was composed from: `config` (training, evaluation) or `inspect`, which only
+    builds the model and so needs no data.mean/std. data=image_folder reads its folder first, once the other
+    keys pass: that fills data.in_chans, data.num_classes and a null data.mean/std, which the rules then
+    check like any other value."""
+    normalized = root == "config"
+    _check_sections(cfg, root)
+    if OmegaConf.select(cfg, "data.name") == "image_folder":
+        _check_rules(cfg, [rule for rule in RULES if rule.key not in FILLED_FROM_FOLDER])
+        check_known_keys(cfg, root)
+        complete_folder_config(cfg.data, normalization=normalized)
+    _check_rules(cfg, RULES)
+    check_known_keys(cfg, root)
+    _check_nesterov(cfg.optimizer)
+    _check_data_format(cfg.data)
+    if normalized:
+        _check_normalization(cfg.data)
+    _check_model_fits_input(cfg)
+    _check_sync_bn(cfg.trainer, resolve_device(cfg.trainer.device))
+
+
+def _check_sections(cfg: DictConfig, root: str) -> None:
+    """Every group a run needs is there (`~model` on the command line removes one)."""
+    needed = ("model", "data") if root == "inspect" else SECTIONS
+    for section in needed:
+        if not isinstance(cfg.get(section), DictConfig):
+            options = sorted(p.stem for p in Path(CONF_DIR, section).glob("*.yaml"))
+            choose = f"choose one with {section}=<name> ({', '.join(options)})" if options else f"set {section}.*"
+            raise ConfigError(f"{section} is missing from the config (removed with ~{section}?); {choose}")
+
+
+def _check_rules(cfg: DictConfig, rules) -> None:
+    for rule in rules:
+        value = _plain(OmegaConf.select(cfg, rule.key, default="<absent>"))
+        if value == "<absent>" or (value is None and rule.optional):
+            continue
+        if not rule.check(value):
+            raise not_allowed(rule.key, value, rule.allowed)
+
+
+def _plain(value):
+    return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+
+
+def shown(value) -> str:
+    """A value as one would type it in an override: null, true, [0.9,1.2], plain strings."""
+    if value is None or isinstance(value, bool):
+        return str(value).lower() if value is not None else "null"
+    if isinstance(value, list):
+        return "[" + ",".join(shown(v) for v in value) + "]"
+    return str(value)
+
+
+def not_allowed(key: str, value, expected: str) -> ConfigError:
+    return ConfigError(f"{key}={shown(value)} is not allowed: expected {expected}")
+
+
+# --- rules that involve more than one key ----------------------------------------------------------------
+
+def _check_nesterov(optimizer_cfg: DictConfig) -> None:
+    # torch.optim.SGD raises for Nesterov momentum without momentum
+    if optimizer_cfg.get("nesterov") and not optimizer_cfg.get("momentum"):
+        raise not_allowed("optimizer.nesterov", True, "optimizer.momentum > 0 with it (got optimizer.momentum="
+                                                      f"{shown(optimizer_cfg.get('momentum'))})")
+
+
+def _check_data_format(data_cfg: DictConfig) -> None:
+    """A dataset read from files has a fixed channel count, image size and class count."""
+    native = NATIVE_FORMATS.get(data_cfg.name)
+    if native is None:
+        return
+    for key, expected in zip(("in_chans", "image_size", "num_classes"), native, strict=True):
+        if data_cfg.get(key, expected) != expected:
+            hint = " (its native size; data.resize changes the size the model sees)" if key == "image_size" else ""
+            raise not_allowed(f"data.{key}", data_cfg[key], f"{expected} for data={data_cfg.name}{hint}")
+
+
+def _check_normalization(data_cfg: DictConfig) -> None:
+    channels = data_cfg.in_chans
+    for key, per_value, allowed in (("mean", number_in(0, 1, high_open=False), "in [0, 1]"),
+                                    ("std", number_above(0), "> 0")):
+        values = _plain(data_cfg.get(key))
+        if not isinstance(values, list) or len(values) != channels or not all(per_value(v) for v in values):
+            raise not_allowed(f"data.{key}", values, f"{channels} number(s) {allowed}, one per channel "
+                                                     f"(data.in_chans={channels})")
+
+
+def _check_model_fits_input(cfg: DictConfig) -> None:
+    """Build the model on the meta device (no memory, no init): too-small inputs and bad options surface here."""
+    model_cfg, size = {**_plain(cfg.model), "init": "default"}, input_size(cfg.data)
+    try:
+        with torch.device("meta"):
+            build_model(model_cfg, num_classes=cfg.data.num_classes, in_chans=cfg.data.in_chans, input_size=size)
+    except ConfigError:
+        raise
+    except Exception as err:  # a layer that refuses its size: torch's RuntimeError and the like
+        raise ConfigError(f"model={cfg.model.name} cannot take {cfg.data.in_chans}x{size}x{size} inputs "
+                          f"({str(err).splitlines()[0]}); change data.resize or the model's options") from err
+
+
+def _check_sync_bn(trainer_cfg: DictConfig, device: torch.device) -> None:
+    parallel = trainer_cfg.get("devices", 1) > 1 or launched_by_torchrun()
+    if trainer_cfg.get("sync_bn") and parallel and device.type != "cuda":
+        raise ConfigError("trainer.sync_bn=true is not allowed on the CPU: torch's SyncBatchNorm runs on CUDA only "
+                          "(with false each process normalises with the statistics of its own part of the batch)")

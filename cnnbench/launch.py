@@ -1,0 +1,175 @@
+"""What a launch runs and where: a fresh run, or the saved run `trainer.resume` names; the claim on its directory;
+the records a launch leaves, and the failure record of one that stopped before it owned a directory.
+
+`trainer.resume` continues the saved run: the config saved in its last.pt, not the one composed for this
+command. The command line may change only what cannot alter what was trained so far (`MAY_CHANGE`);
+anything else is refused in one line naming each key, the value given and the value saved. `trainer.epochs`
+may grow: the learning-rate schedule keeps the length it was built with (kept in last.pt), and one line says so.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from .config import shown
+from .engine.checkpoint import load_checkpoint
+from .errors import CnnbenchError, ConfigError, status_of
+from .runtime import runlog
+from .runtime.files import save_json
+from .runtime.rundir import SUMMARY_FILE, Claim, ResumePlan, RunDirTaken, claim, drop_if_unused, write_run_records
+from .runtime.sweeps import generated_run_dir, hydra_config, job_overrides
+
+log = logging.getLogger(__name__)
+
+# Where the images are, how they are read, where and for how long training goes on: not what was trained.
+MAY_CHANGE = ("trainer.epochs", "trainer.patience", "trainer.progress_every", "trainer.device", "trainer.devices",
+              "data.root", "data.download", "data.num_workers")
+FROM_THIS_LAUNCH = ("output_dir", "trainer.resume")
+_ABSENT = "<absent>"
+
+
+@dataclass(frozen=True)
+class Launch:
+    """Everything a launch decided before training, in plain values (it travels to the other ranks)."""
+
+    config: dict  # the resolved config the run trains with
+    plan: ResumePlan
+    fingerprint: str
+    schedule_epochs: int  # the length the learning-rate schedule is built with
+    notices: list[str] = field(default_factory=list)
+    hydra_dir: str = ""  # the directory Hydra made for this launch (removed if the run goes elsewhere, unused)
+
+
+@dataclass(frozen=True)
+class Continuation:
+    config: dict  # the run's config from now on: the saved one with the allowed changes
+    schedule_epochs: int  # the length the learning-rate schedule was built with
+    notices: list[str] = field(default_factory=list)
+
+
+def flatten(tree: dict, prefix: str = "") -> dict[str, object]:
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _set(tree: dict, dotted: str, value) -> None:
+    *parents, leaf = dotted.split(".")
+    for key in parents:
+        tree = tree.setdefault(key, {})
+    if value == _ABSENT:
+        tree.pop(leaf, None)
+    else:
+        tree[leaf] = value
+
+
+def continued(cfg: DictConfig, checkpoint: Path, named: list[str] | None) -> Continuation:
+    """The config a resume of `checkpoint` runs with. `named`: the keys the command line set (group choices
+    included), whose values are compared with the saved ones; None compares every key (a config built in code)."""
+    saved_state = load_checkpoint(checkpoint, mmap=True)
+    saved = saved_state.get("config") or {}
+    current = OmegaConf.to_container(cfg, resolve=True)
+    flat_saved, flat_current = flatten(saved), flatten(current)
+    differing = sorted(k for k in flat_saved.keys() | flat_current.keys()
+                       if flat_saved.get(k, _ABSENT) != flat_current.get(k, _ABSENT)
+                       and not k.startswith(FROM_THIS_LAUNCH))
+    if named is not None and all(OmegaConf.select(cfg, key, default=_ABSENT) != _ABSENT for key in named):
+        # only what the command line set (a group with a package of its own, experiment=..., sets keys anywhere)
+        differing = [k for k in differing if any(k == key or k.startswith(f"{key}.") for key in named)]
+    refused = [k for k in differing if k not in MAY_CHANGE]
+    if refused:
+        listed = ", ".join(f"{k}={shown(flat_current.get(k))} (saved: {shown(flat_saved.get(k))})" for k in refused[:6])
+        more = f" and {len(refused) - 6} more" if len(refused) > 6 else ""
+        raise ConfigError(f"trainer.resume continues the run saved in {checkpoint}, whose config this command "
+                          f"changes: {listed}{more}; leave these out to continue it, or start a new run")
+    merged = copy.deepcopy(saved)
+    for key in [*differing, *FROM_THIS_LAUNCH]:
+        _set(merged, key, flat_current.get(key, _ABSENT))
+    schedule_epochs = int(saved_state.get("schedule_epochs") or saved["trainer"]["epochs"])
+    notices = _epochs_notice(merged, saved, int(saved_state.get("epoch", 0)), schedule_epochs)
+    return Continuation(merged, schedule_epochs, notices)
+
+
+def _epochs_notice(merged: dict, saved: dict, epochs_done: int, schedule_epochs: int) -> list[str]:
+    epochs, before = merged["trainer"]["epochs"], saved["trainer"]["epochs"]
+    if epochs == before:
+        return []
+    if epochs < epochs_done:
+        raise ConfigError(f"trainer.epochs={epochs} is not allowed on resume: the run has already trained "
+                          f"{epochs_done} epochs")
+    scheduler = merged.get("scheduler", {})
+    schedule = str(scheduler.get("_target_", "")).rsplit(".", 1)[-1]
+    change = f"trainer.epochs={epochs} (saved: {before})"
+    if epochs <= schedule_epochs:
+        return [f"{change}: training ends earlier; the learning-rate schedule keeps its {schedule_epochs}-epoch "
+                "length"]
+    if schedule == "onecycle" or (schedule == "cosine" and not scheduler.get("min_lr")):
+        what = "its one cycle cannot go on" if schedule == "onecycle" else "it would train at lr 0 (min_lr=0)"
+        raise ConfigError(f"{change} is not allowed on resume with scheduler={schedule}: its curve ends with the "
+                          f"saved {schedule_epochs} epochs and {what}; start a new run with trainer.epochs={epochs}")
+    after = {"cosine": f"stays at min_lr={scheduler.get('min_lr')}", "step": "goes on dividing the lr every "
+             f"{scheduler.get('step_epochs')} epochs", "constant": "stays at the lr"}.get(schedule, "goes on")
+    return [f"{change}: the learning-rate schedule keeps its {schedule_epochs}-epoch length; after it, it {after}"]
+
+
+# --- the run directory: claimed, recorded ----------------------------------------------------------------------
+
+def claim_launch(launch: Launch) -> Claim:
+    """Claim the launch's run directory; a clock-named one taken by another launch of the same second becomes
+    <name>_2, _3, ... Then the run log opens there and a fresh run writes its .hydra/ records."""
+    run_dir, resuming = launch.plan.run_dir, launch.plan.checkpoint is not None
+    renames = generated_run_dir() and not resuming
+    for attempt in range(1, 100):
+        candidate = run_dir if attempt == 1 else run_dir.with_name(f"{run_dir.name}_{attempt}")
+        try:
+            held = claim(candidate, resuming)
+            break
+        except RunDirTaken:
+            if not renames:
+                raise
+    runlog.attach(held.run_dir)
+    drop_if_unused(Path(launch.hydra_dir or held.run_dir), held.run_dir)
+    if not resuming:
+        overrides, hydra = hydra_records()
+        write_run_records(held.run_dir, {**launch.config, "output_dir": str(held.run_dir)}, overrides, hydra)
+    return held
+
+
+def hydra_records() -> tuple[list[str], dict | None]:
+    """The command-line overrides and Hydra's own settings of this job (none outside a Hydra app)."""
+    from omegaconf import OmegaConf
+
+    hydra_cfg = hydra_config()
+    hydra = OmegaConf.to_container(hydra_cfg, resolve=False, enum_to_str=True) if hydra_cfg is not None else None
+    return job_overrides(), hydra
+
+
+def record_failure(hydra_dir: Path, err: CnnbenchError) -> None:
+    """Make sure a failed launch leaves a summary.json saying so: in the directory the run owned, or, for a launch
+    that failed before it owned one (a bad value, a refused resume), in the directory Hydra made for it, unless
+    another run holds that directory (then nothing is written)."""
+    owned = runlog.attached()
+    held = None
+    try:
+        if owned is None:
+            held = claim(hydra_dir, resuming=False)
+            runlog.attach(held.run_dir)
+        run_dir = owned.parent if owned is not None else held.run_dir
+        if owned is None or not (run_dir / SUMMARY_FILE).is_file():
+            save_json(run_dir / SUMMARY_FILE, {"status": status_of(err), "error": str(err),
+                                               "overrides": job_overrides()})
+    except (CnnbenchError, OSError):
+        log.debug("the failure is not recorded in %s", hydra_dir, exc_info=True)
+    finally:
+        if held is not None:
+            held.release()
+
