@@ -46,8 +46,8 @@ def run_hydra_app(app: Callable[[], object], argv: list[str], config_name: str =
     """Check the overrides on `argv`, then run the @hydra.main function `app` with them; the exit code."""
     try:
         problem = override_problem(argv, config_name)
-    except CnnbenchError as err:
-        return announce(err, log)
+    except BaseException as err:  # a CnnbenchError, or Ctrl-C while the configs are read
+        return announce(as_cnnbench_error(err), log)
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
