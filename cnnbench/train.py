@@ -150,7 +150,8 @@ def _train_and_test(cfg: DictConfig, launch: Launch, run_dir: Path, ranks: distr
                     device: torch.device, console, started: float) -> dict:
     config = OmegaConf.to_container(cfg)
     summary = {"status": "running", "model": cfg.model.name, "dataset": cfg.data.name, "seed": cfg.seed,
-               "overrides": job_overrides(), "fingerprint": launch.fingerprint, "owner": owner()}
+               "overrides": job_overrides(), "fingerprint": launch.fingerprint, "owner": owner(),
+               "reported": reported_for(config)}
 
     def save_summary(**changes) -> None:
         summary.update(changes, updated_at=time.strftime("%Y-%m-%d %H:%M:%S"))
@@ -165,7 +166,7 @@ def _train_and_test(cfg: DictConfig, launch: Launch, run_dir: Path, ranks: distr
         summary.update(params=sum(p.numel() for p in setup.module.parameters()), device=str(device),
                        world_size=ranks.world_size, input_shape=list(data.input_shape),
                        num_train=data.train.num_examples, num_val=data.val.num_examples,
-                       num_test=data.test.num_examples, val_is_test=data.val_is_test,
+                       num_test=data.test.num_examples, val_is_test=data.val_is_test, data_from=data.origin,
                        epochs_done=state.epoch if state else 0)
         save_summary()
         if ranks.is_main:
@@ -196,6 +197,15 @@ def _train_and_test(cfg: DictConfig, launch: Launch, run_dir: Path, ranks: distr
     log.info("summary: %s", summary)
     record_job(run_dir, "completed")
     return summary
+
+
+def reported_for(config: dict) -> dict | None:
+    """What the run's seed reported for this model (an experiment's `reported`), to compare with; None if nothing."""
+    reported = config.get("reported") or {}
+    value = (reported.get("by_model") or {}).get(config["model"]["name"], reported.get("value"))
+    if value is None:
+        return None
+    return {"metric": reported.get("metric", m.TEST_ACC), "value": value, "source": reported.get("source")}
 
 
 def resuming_at(state) -> str | None:

@@ -55,9 +55,12 @@ def random_dataset(data_cfg, count: int, seed: int = 0) -> tuple[np.ndarray, np.
     return rng.integers(0, 256, shape, dtype=np.uint8), rng.integers(0, data_cfg.num_classes, count)
 
 
+MODEL_OPTIONS: dict[str, object] = {}  # --option key=value: the model's own options (model.width_div=4 ...)
+
+
 def make_model(model_name: str, data_cfg, device: torch.device) -> nn.Module:
     torch.manual_seed(0)
-    return build_model({"name": model_name, "init": "default"}, num_classes=data_cfg.num_classes,
+    return build_model({"name": model_name, "init": "default", **MODEL_OPTIONS}, num_classes=data_cfg.num_classes,
                        in_chans=data_cfg.in_chans, input_size=input_size(data_cfg)).to(device)
 
 
@@ -187,7 +190,8 @@ def cnnbench_run(model_name, data_cfg, root: Path, images, labels, args, device,
     """run(cfg) on the same files: epoch 1 warms up, epoch 2 (args.steps steps) is timed by the run itself."""
     from cnnbench.train import run
 
-    overrides = [f"model={model_name}", f"data={dataset_name(data_cfg)}", f"trainer.channels_last={args.channels_last}",
+    overrides = [f"model={model_name}", *(f"model.{k}={v}" for k, v in MODEL_OPTIONS.items()),
+                 f"data={dataset_name(data_cfg)}", f"trainer.channels_last={args.channels_last}",
                  f"data.root={root}", "data.download=false",
                  f"data.val_split={args.batch_size}", f"data.batch_size={args.batch_size}",
                  f"data.augment={data_cfg.augment}", f"data.resize={data_cfg.resize or 'null'}",
@@ -233,8 +237,13 @@ def main() -> None:
                         help="NCHW instead of channels_last for the bare loop and cnnbench (trainer.channels_last)")
     parser.add_argument("--ways", default="seeds,bare,cnnbench", help="any of seeds,bare,cnnbench,compiled")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved repetitions; the median is reported")
+    parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                        help="a model option, e.g. --option width_div=4 (VGG) or --option stem=imagenet (ResNet)")
     parser.add_argument("--json", default="outputs/bench.json")
     args = parser.parse_args()
+    for option in args.option:
+        key, _, value = option.partition("=")
+        MODEL_OPTIONS[key] = int(value) if value.isdigit() else value
 
     device = torch.device(args.device)
     data_cfg = data_config(args.data, args.resize, args.augment, args.batch_size)

@@ -100,6 +100,15 @@ def _loggers() -> list[logging.Logger]:
 
 
 @pytest.fixture(autouse=True)
+def no_system_datasets(request, monkeypatch):
+    """Tests see only the dataset files they write; a test marked `real_data` also sees the system's packages."""
+    if request.node.get_closest_marker("real_data") is None:
+        from cnnbench.data import files
+
+        monkeypatch.setattr(files, "SYSTEM_FOLDERS", {name: () for name in files.SYSTEM_FOLDERS})
+
+
+@pytest.fixture(autouse=True)
 def hydra_left_as_found():
     threads = torch.get_num_threads()  # a data-parallel or sweep run sets the threads of its process
     with hydra_cleaned_up():

@@ -54,6 +54,10 @@ SEED_RECIPES = {
                         "trainer.label_smoothing": 0.1, "scheduler._target_": "cnnbench.engine.schedulers.cosine",
                         "scheduler.min_lr": 1e-4, "trainer.epochs": 50, "trainer.grad_clip": 1.0,
                         "trainer.patience": 10},
+    "fmnist_seed001": {"model.name": "lenet5", "data.name": "fashion_mnist", "data.augment": True,
+                       "data.val_split": 6000, "data.batch_size": 128, "optimizer.lr": 0.1, "optimizer.nesterov": True,
+                       "trainer.epochs": 50, "trainer.patience": 10, "trainer.label_smoothing": 0.1,
+                       "reported.by_model": {"lenet5": 0.910, "alexnet_small": 0.930, "resnet18": 0.953}},
     "mnist_lenet": {"data.name": "mnist", "data.batch_size": 64, "trainer.epochs": 10, "data.val_split": 0},
     "mnist_mlp_vs_cnn": {"model.name": "cnn_small", "data.name": "mnist", "data.batch_size": 64,
                          "optimizer.lr": 0.01, "optimizer.momentum": 0.5},
@@ -79,6 +83,23 @@ def test_experiment_carries_the_seed_recipe(make_cfg, experiment):
         actual = OmegaConf.to_container(actual) if OmegaConf.is_config(actual) else actual
         assert actual == value, (experiment, key, actual, value)
     validate_config(cfg)
+
+
+@pytest.mark.parametrize("experiment", sorted(SEED_RECIPES))
+def test_every_experiment_says_what_its_seed_reported(make_cfg, experiment):
+    reported = make_cfg([f"experiment={experiment}"]).reported
+    assert reported.metric == "test/acc" and reported.source  # a number, or null where the seed shows none
+    assert reported.value is None or 0.8 < reported.value < 1
+
+
+@pytest.mark.parametrize("model", ["lenet5", "alexnet_small", "resnet18"])
+def test_the_seed001_recipe_takes_any_model_with_its_reported_figure(make_cfg, model):
+    from cnnbench.train import reported_for
+
+    cfg = make_cfg(["experiment=fmnist_seed001", f"model={model}", "trainer.device=cpu"])
+    validate_config(cfg)  # no model-specific key in the recipe: any model composes with it
+    expected = {"lenet5": 0.910, "alexnet_small": 0.930, "resnet18": 0.953}[model]
+    assert reported_for(OmegaConf.to_container(cfg, resolve=False))["value"] == expected
 
 
 def test_cfg_job_shows_an_experiment(cli_main):

@@ -16,7 +16,7 @@ from cnnbench.report import main
 from cnnbench.results.plot import plot_results
 from cnnbench.results.runs import read_curve
 from cnnbench.runtime.overrides import settings_of
-from tests.conftest import hparams_of, main_in_process
+from tests.conftest import TINY_RUN, hparams_of, main_in_process
 
 # A 2x2 sweep on the built-in digits: two epochs of LeNet-5 take well under a second each.
 SWEEP = ["-m", "model=lenet5", "data=digits", "trainer.epochs=2", "trainer.device=cpu", "optimizer.lr=0.01,0.1",
@@ -198,3 +198,27 @@ def test_bad_arguments_exit_2_with_one_line(tmp_path, capsys, args, message):
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err.startswith(message.format(tmp=tmp_path)) and captured.err.count("\n") == 1
+
+
+def test_a_reproduction_shows_what_the_seed_reported_and_the_difference(cli_main, tmp_path):
+    reported = "reported={metric: test/acc, value: 0.5, by_model: {lenet: 0.25}, source: 'a seed, its table'}"
+    study = tmp_path / "study"
+    result = cli_main("-m", *TINY_RUN, "trainer.epochs=1", "model=lenet5,lenet", "seed=0,1", reported,
+                      f"hydra.sweep.dir={study}")
+    assert result.returncode == 0, result.stderr
+    runs = {path.parent.name: json.loads(path.read_text()) for path in study.glob("*/summary.json")}
+    by_model = {(s["model"], s["seed"]): s for s in runs.values()}
+    assert by_model["lenet5", 0]["reported"] == {"metric": "test/acc", "value": 0.5, "source": "a seed, its table"}
+    assert by_model["lenet", 1]["reported"]["value"] == 0.25  # by_model wins for its model
+    assert main([str(study)]) == 0
+    for row in read_csv(study / "leaderboard.csv"):
+        summary = runs[row["run"]]
+        assert float(row["reported"]) == summary["reported"]["value"]
+        assert float(row["Δ"]) == pytest.approx(summary["test/acc"] - summary["reported"]["value"])
+    assert main([str(tmp_path / "study"), "report.group_seeds=true", f"report.out={tmp_path / 'grouped'}"]) == 0
+    grouped = {row["model"]: row for row in read_csv(tmp_path / "grouped" / "leaderboard.csv")}
+    accs = [by_model["lenet5", seed]["test/acc"] for seed in (0, 1)]
+    assert float(grouped["lenet5"]["Δ_mean"]) == pytest.approx(statistics.mean(accs) - 0.5)
+    assert float(grouped["lenet5"]["Δ_std"]) == pytest.approx(statistics.stdev(accs))
+    markdown = (tmp_path / "grouped" / "leaderboard.md").read_text()
+    assert "| reported | Δ |" in markdown and " ± " in markdown.splitlines()[2].split("|")[-2]

@@ -11,7 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 from .. import CONF_DIR
 from ..errors import ConfigError
 from ..models.build import model_options
-from .rules import SECTIONS
+from .rules import REPORTED_KEYS, SECTIONS
 
 
 @lru_cache
@@ -39,6 +39,8 @@ def known_keys(cfg: DictConfig, section: str) -> list[str]:
         return list(_root_config()["trainer"])
     if section == "model":
         return ["name", "init", *model_options(cfg.model.name)]
+    if section == "reported":
+        return list(REPORTED_KEYS)
     identity = "name" if section == "data" else "_target_"
     options = _option_files(section)
     chosen = [o for o in options if o.get(identity) == cfg[section].get(identity)] or options
@@ -53,7 +55,7 @@ def _top_level_keys(root: str) -> list[str]:
 
 def check_known_keys(cfg: DictConfig, root: str) -> None:
     _reject_unknown([str(k) for k in cfg if k != "hydra"], _top_level_keys(root), parent="")
-    for section in SECTIONS:
+    for section in (*SECTIONS, "reported"):
         if isinstance(cfg.get(section), DictConfig):
             _reject_unknown([str(k) for k in cfg[section]], known_keys(cfg, section), parent=section)
 

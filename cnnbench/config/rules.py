@@ -126,8 +126,14 @@ RULES = (
     Rule("scheduler.div_factor", "a number > 0", number_above(0)),
     Rule("scheduler.final_div_factor", "a number > 0", number_above(0)),
     Rule("inspect.format", "one of table, json", one_of("table", "json")),
+    Rule("reported.metric", "one of test/acc, val/acc_best", one_of("test/acc", "val/acc_best")),
+    Rule("reported.value", "a number in [0, 1], or null", number_in(0, 1, high_open=False), optional=True),
+    Rule("reported.by_model", "a mapping of model names to numbers in [0, 1]", lambda v: isinstance(v, dict) and all(
+        isinstance(k, str) and number_in(0, 1, high_open=False)(x) for k, x in v.items()), optional=True),
+    Rule("reported.source", "a text saying where the number comes from", is_text, optional=True),
 )
 SECTIONS = ("model", "data", "optimizer", "scheduler", "trainer")
+REPORTED_KEYS = ("metric", "value", "by_model", "source")  # what an experiment says its seed reported
 
 
 FILLED_FROM_FOLDER = ("data.in_chans", "data.num_classes")  # null in image_folder.yaml until the folder is read

@@ -25,6 +25,7 @@ class DataBundle:
     classes: list[str]
     input_shape: tuple[int, int, int]  # (C, H, W) as the model sees it
     val_is_test: bool
+    origin: str | None = None  # where the images came from
 
 
 def input_size(data_cfg) -> int:
@@ -88,6 +89,7 @@ def build_data(data_cfg, device: torch.device, seed: int, ranks: Ranks = ONE_PRO
         classes=source.classes,
         input_shape=(int(data_cfg.in_chans), size, size),
         val_is_test=val_set is None,
+        origin=source.origin,
     )
 
 
@@ -116,4 +118,5 @@ def build_folder_data(data_cfg, device: torch.device, seed: int, ranks: Ranks) -
                          augment_generator=augment_generator(device, seed, ranks))
     val = test if val is None else val
     return DataBundle(train=train, val=val, test=test, classes=layout.classes,
-                      input_shape=(channels, input_size(data_cfg), input_size(data_cfg)), val_is_test=val is test)
+                      input_shape=(channels, input_size(data_cfg), input_size(data_cfg)), val_is_test=val is test,
+                      origin=str(layout.train.parent))

@@ -183,6 +183,8 @@ def print_header(console: Console, summary: dict, run_dir: Path, resuming_at: st
         f"{summary['num_train']:,} train / {val} / {summary['num_test']:,} test images of "
         f"{'x'.join(map(str, summary['input_shape']))}, device {summary['device']}, run dir {run_dir}",
         highlight=False)
+    if summary.get("data_from"):
+        console.print(f"data from {summary['data_from']}", highlight=False)
     if resuming_at:
         console.print(resuming_at, highlight=False)
     if sweep_job:

@@ -32,6 +32,14 @@ class Run:
         value = self.summary.get(key)
         return value if isinstance(value, int | float) and not isinstance(value, bool) else None
 
+    @property
+    def reported(self) -> tuple[str, float] | None:
+        """(metric, value) the run's seed reported, from summary.json, or None."""
+        reported = self.summary.get("reported")
+        if not isinstance(reported, dict) or not isinstance(reported.get("value"), int | float):
+            return None
+        return str(reported.get("metric", m.TEST_ACC)), float(reported["value"])
+
 
 def _read_yaml(path: Path):
     try:

@@ -17,7 +17,7 @@ CPU = torch.device("cpu")
 
 
 @pytest.mark.parametrize("dataset", ["mnist", "fashion_mnist"])
-def test_idx_files_are_read_by_torchvision(make_cfg, mnist_root, dataset):
+def test_idx_files_are_read_into_one_tensor(make_cfg, mnist_root, dataset):
     cfg = make_cfg([f"data={dataset}", f"data.root={mnist_root}", "data.download=false", "data.val_split=50"])
     source = load_source(cfg.data)
     assert source.train.images.shape == (300, 1, 28, 28) and source.train.images.dtype == torch.uint8
@@ -32,7 +32,7 @@ def test_idx_files_are_read_by_torchvision(make_cfg, mnist_root, dataset):
     assert images.dtype == torch.float32 and labels.dtype == torch.int64
 
 
-def test_cifar_batches_are_read_by_torchvision(make_cfg, cifar_root):
+def test_cifar_batches_are_read_into_one_tensor(make_cfg, cifar_root):
     cfg = make_cfg(["data=cifar10", f"data.root={cifar_root}", "data.download=false", "data.val_split=0.25"])
     data = build_data(cfg.data, CPU, seed=0)
     assert data.train.images.shape == (150, 3, 32, 32)
@@ -217,9 +217,9 @@ def test_damaged_file_beside_a_missing_one_is_named_when_the_download_fails(make
 
 
 def test_sound_files_pass_the_checks(make_cfg, mnist_root):
-    from cnnbench.data.sources import TORCHVISION_DATASETS, idx_problem
+    from cnnbench.data.files import first_damaged_idx
 
-    assert idx_problem(str(mnist_root / "MNIST" / "raw"), TORCHVISION_DATASETS["mnist"][2]) is None
+    assert first_damaged_idx(mnist_root / "MNIST" / "raw") is None
     assert len(load_mnist(make_cfg, mnist_root).train) == 300
 
 
