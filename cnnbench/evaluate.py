@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import torch
 import torch.nn as nn
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -21,6 +22,7 @@ from .data import build_data, input_size
 from .engine.checkpoint import load_checkpoint
 from .engine.loop import evaluate_with_confusion
 from .engine.output import per_class_accuracy, print_per_class
+from .engine.setup import use_amp
 from .errors import ConfigError
 from .models import build_model
 from .runtime.devices import resolve_device
@@ -65,7 +67,12 @@ def evaluate_run(run_dir: Path, overrides: list[str], console: Console, split: s
                           f"overrides build ({str(err).splitlines()[0]})") from err
     loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.trainer.label_smoothing)
     loader = data.test if split == "test" else data.val
-    metrics, confusion = evaluate_with_confusion(model, loader, loss_fn, len(data.classes), prefix=split)
+    if cfg.trainer.get("channels_last", False):
+        model = model.to(memory_format=torch.channels_last)
+    # the precision and the test-time augmentation of the run's own test
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp(cfg.trainer.get("amp", "auto"), device)):
+        metrics, confusion = evaluate_with_confusion(model, loader, loss_fn, len(data.classes), prefix=split,
+                                                     tta=cfg.trainer.get("tta", "none"))
     per_class = per_class_accuracy(confusion, data.classes)
     console.print(f"{cfg.model.name} on {cfg.data.name} ({split}, {loader.num_examples:,} images), "
                   f"best checkpoint of epoch {checkpoint['epoch']}: {split}/acc {metrics[f'{split}/acc']:.4f}, "

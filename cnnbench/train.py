@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from . import CONF_DIR
 from .config import validate_config
 from .data import DataBundle, build_data, input_size
+from .data.transforms import batch_mix
 from .engine import metrics as m
 from .engine.checkpoint import restore
 from .engine.fit import FitSettings, final_test, fit, steps_per_epoch
@@ -140,9 +141,12 @@ def build(cfg: DictConfig, ranks: distributed.Ranks, device: torch.device,
     model = build_model(cfg.model, num_classes=cfg.data.num_classes, in_chans=cfg.data.in_chans,
                         input_size=input_size(cfg.data))
     data = build_data(cfg.data, device, cfg.seed, ranks)
-    setup = build_setup(model, instantiate(cfg.optimizer), instantiate(cfg.scheduler),
-                        settings_from(SetupSettings, cfg.trainer), device, ranks,
-                        steps_per_epoch(data.train, cfg.trainer.max_steps_per_epoch), schedule_epochs)
+    optimizer = OmegaConf.to_container(cfg.optimizer)
+    decay_norm_and_bias = optimizer.pop("decay_norm_and_bias", True)  # cnnbench's own key, not torch.optim's
+    settings = settings_from(SetupSettings, cfg.trainer, decay_norm_and_bias=decay_norm_and_bias)
+    mix = batch_mix(cfg.data.get("mixup_alpha", 0), cfg.data.get("cutmix_alpha", 0), cfg.data.num_classes)
+    setup = build_setup(model, instantiate(optimizer), instantiate(cfg.scheduler), settings, device, ranks,
+                        steps_per_epoch(data.train, cfg.trainer.max_steps_per_epoch), schedule_epochs, mix=mix)
     return setup, data
 
 
@@ -174,7 +178,7 @@ def _train_and_test(cfg: DictConfig, launch: Launch, run_dir: Path, ranks: distr
             logger = RunLogger(run_dir, console, resume_epoch=state.epoch if state else None,
                                rows=state.epoch_metrics if state else None)
         settings = settings_from(FitSettings, cfg.trainer, checkpoints=run_dir / "checkpoints", config=config,
-                                 schedule_epochs=launch.schedule_epochs)
+                                 schedule_epochs=launch.schedule_epochs, started=started)
         with stop_on_signals() as stop:
             result = fit(setup, data, settings, logger, state, stop,
                          on_epoch=lambda epoch, metrics: save_summary(epochs_done=epoch))

@@ -44,6 +44,7 @@ def validate_config(cfg: DictConfig, root: str = "config") -> None:
     _check_rules(cfg, RULES)
     check_known_keys(cfg, root)
     _check_nesterov(cfg.optimizer)
+    _check_target(cfg.trainer)
     _check_data_format(cfg.data)
     if normalized:
         _check_normalization(cfg.data)
@@ -94,6 +95,11 @@ def _check_nesterov(optimizer_cfg: DictConfig) -> None:
     if optimizer_cfg.get("nesterov") and not optimizer_cfg.get("momentum"):
         raise not_allowed("optimizer.nesterov", True, "optimizer.momentum > 0 with it (got optimizer.momentum="
                                                       f"{shown(optimizer_cfg.get('momentum'))})")
+
+
+def _check_target(trainer_cfg: DictConfig) -> None:
+    if trainer_cfg.get("stop_at_target") and trainer_cfg.get("target_acc") is None:
+        raise not_allowed("trainer.stop_at_target", True, "trainer.target_acc set with it (a val/acc to stop at)")
 
 
 def _check_data_format(data_cfg: DictConfig) -> None:

@@ -61,7 +61,9 @@ def augment_generator(device: torch.device, seed: int, ranks: Ranks) -> torch.Ge
 def batch_transforms(data_cfg) -> tuple[BatchTransform, BatchTransform]:
     """The training transform (augmented when data.augment) and the evaluation one."""
     common = dict(mean=data_cfg.mean, std=data_cfg.std, size=input_size(data_cfg), normalize=bool(data_cfg.normalize))
-    return BatchTransform(augment=bool(data_cfg.augment), **common), BatchTransform(augment=False, **common)
+    erase = float(data_cfg.get("random_erasing") or 0.0)
+    train = BatchTransform(augment=bool(data_cfg.augment), erase=erase, **common)
+    return train, BatchTransform(augment=False, **common)
 
 
 def build_data(data_cfg, device: torch.device, seed: int, ranks: Ranks = ONE_PROCESS) -> DataBundle:

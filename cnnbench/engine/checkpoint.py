@@ -71,7 +71,10 @@ def save_last(path: Path, setup: TrainSetup, loader, state: FitState, config: di
         scheduler=setup.scheduler.state_dict() if setup.scheduler is not None else None,
         early_stopping=state.stopper.state_dict(), cursor=state.cursor.state_dict() if state.cursor else None,
         history={"train_examples": state.train_examples, "train_seconds": state.train_seconds,
-                 "first_step_s": state.first_step_s, "epoch_metrics": state.epoch_metrics},
+                 "first_step_s": state.first_step_s, "epoch_metrics": state.epoch_metrics,
+                 "elapsed_s": state.elapsed_s, "epoch_at_target": state.epoch_at_target,
+                 "time_to_target_s": state.time_to_target_s},
+        ema=setup.ema.state_dict() if setup.ema is not None else None,
         rng={**rng_by_rank[0], "ranks": rng_by_rank} if len(rng_by_rank) > 1 else rng_by_rank[0],
         world_size=len(rng_by_rank), config=config, schedule_epochs=schedule_epochs,
     )
@@ -89,6 +92,8 @@ def restore(path: Path, setup: TrainSetup, loader, patience: int | None, model_n
         setup.optimizer.load_state_dict(checkpoint["optimizer"])
         if setup.scheduler is not None and checkpoint.get("scheduler") is not None:
             setup.scheduler.load_state_dict(checkpoint["scheduler"])
+        if setup.ema is not None and checkpoint.get("ema") is not None:
+            setup.ema.load_state_dict(checkpoint["ema"])
     except (RuntimeError, KeyError, ValueError) as err:
         first_line = str(err).strip().splitlines()[0]
         raise CnnbenchError(f"checkpoint {path} does not fit this model/optimizer: {first_line}") from err
@@ -106,7 +111,8 @@ def restore(path: Path, setup: TrainSetup, loader, patience: int | None, model_n
     return FitState(epoch=checkpoint["epoch"], stopper=stopper, cursor=cursor,
                     train_examples=list(history.get("train_examples", [])),
                     train_seconds=list(history.get("train_seconds", [])), first_step_s=history.get("first_step_s"),
-                    epoch_metrics=list(history.get("epoch_metrics", [])))
+                    epoch_metrics=list(history.get("epoch_metrics", [])), elapsed_s=history.get("elapsed_s", 0.0),
+                    epoch_at_target=history.get("epoch_at_target"), time_to_target_s=history.get("time_to_target_s"))
 
 
 def rng_state(loader) -> dict:

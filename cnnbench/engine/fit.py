@@ -30,6 +30,9 @@ class FitSettings:
     max_steps_per_epoch: int | None = None
     progress_every: int = 10  # progress bar refresh and divergence check, in steps
     schedule_epochs: int | None = None  # the length the lr schedule was built with (None: `epochs`)
+    target_acc: float | None = None  # the val/acc whose first epoch and time are recorded (trainer.target_acc)
+    stop_at_target: bool = False  # end the run there (the best checkpoint is still tested)
+    started: float | None = None  # time.perf_counter() when the run started (None: when fit starts)
 
 
 def steps_per_epoch(train_loader, max_steps: int | None) -> int:
@@ -38,14 +41,21 @@ def steps_per_epoch(train_loader, max_steps: int | None) -> int:
 
 def fit(setup: TrainSetup, data, settings: FitSettings, logger, state: FitState | None = None,
         stop: StopFlag | None = None, on_epoch: Callable[[int, dict], None] | None = None) -> dict:
-    """Train until `settings.epochs` or early stopping; `best.pt` on every new best val/acc, `last.pt` every epoch;
-    `on_epoch(epoch, metrics)` once both are saved."""
+    """Train until `settings.epochs`, early stopping or the target; `best.pt` on every new best val/acc, `last.pt`
+    every epoch; `on_epoch(epoch, metrics)` once both are saved."""
     state = state or FitState(stopper=EarlyStopping(settings.patience))
     checkpoints = settings.checkpoints
     progress = EpochProgress(logger.console, every=settings.progress_every)
     steps = steps_per_epoch(data.train, settings.max_steps_per_epoch)
+    clock, before = settings.started or time.perf_counter(), state.elapsed_s  # earlier sessions of a resumed run
+
+    def save_state() -> None:
+        state.elapsed_s = before + time.perf_counter() - clock
+        save_last(checkpoints / "last.pt", setup, data.train, state, settings.config,
+                  settings.schedule_epochs or settings.epochs)
+
     for epoch in range(state.epoch + 1, settings.epochs + 1):
-        if state.stopper.should_stop:
+        if state.stopper.should_stop or (settings.stop_at_target and state.epoch_at_target is not None):
             break
         started = time.perf_counter()
         lr = state.cursor.lr if state.cursor else setup.optimizer.param_groups[0]["lr"]
@@ -60,31 +70,36 @@ def fit(setup: TrainSetup, data, settings: FitSettings, logger, state: FitState 
         if "cursor" in train:  # stopped by a signal in the middle of the epoch
             state.cursor = train["cursor"]
             state.cursor.lr = lr
-            save_last(checkpoints / "last.pt", setup, data.train, state, settings.config,
-                      settings.schedule_epochs or settings.epochs)
+            save_state()
             raise Interrupted(stop.signal_name, epoch, state.cursor.steps_done, checkpoints / "last.pt")
         state.cursor = None
         with setup.autocast():
-            val = loop.evaluate(setup.module, data.val, setup.loss_fn, prefix="val")
+            val = loop.evaluate(setup.evaluated, data.val, setup.loss_fn, prefix="val", tta=setup.tta)
         improved = state.stopper.update(val[m.MONITOR], epoch)
         if state.first_step_s is None:
             state.first_step_s = train["train/first_step_s"]
         state.train_examples.append(train["train/examples"])
         state.train_seconds.append(train["train/seconds"])
+        state.elapsed_s = before + time.perf_counter() - clock
         metrics = {
             m.LR: lr, m.TRAIN_LOSS: train[m.TRAIN_LOSS], m.TRAIN_ACC: train[m.TRAIN_ACC], **val,
             m.VAL_ACC_BEST: state.stopper.best,
             m.TRAIN_EXAMPLES_PER_S: train["train/examples"] / train["train/seconds"],
-            m.EPOCH_S: time.perf_counter() - started,
+            m.EPOCH_S: time.perf_counter() - started, m.ELAPSED_S: state.elapsed_s,
         }
         state.epoch_metrics.append(metrics)
         logger.log_epoch(epoch, metrics, improved)
+        if settings.target_acc is not None and state.epoch_at_target is None and val[m.MONITOR] >= settings.target_acc:
+            state.epoch_at_target, state.time_to_target_s = epoch, state.elapsed_s
+            logger.log_scalars({m.TO_TARGET_S: state.elapsed_s}, epoch)
+            logger.console.print(f"target {m.MONITOR} {settings.target_acc} reached at epoch {epoch}, "
+                                 f"{state.elapsed_s:.1f}s after the run started"
+                                 f"{'; stopping here' if settings.stop_at_target else ''}", highlight=False)
         if improved and distributed.is_main():
-            save_checkpoint(checkpoints / "best.pt", epoch=epoch, model=setup.module.state_dict(), metrics=metrics,
+            save_checkpoint(checkpoints / "best.pt", epoch=epoch, model=setup.evaluated.state_dict(), metrics=metrics,
                             config=settings.config)
         state.epoch = epoch
-        save_last(checkpoints / "last.pt", setup, data.train, state, settings.config,
-                      settings.schedule_epochs or settings.epochs)
+        save_state()
         if on_epoch is not None:
             on_epoch(epoch, metrics)
         if stop is not None and loop.stop_now(stop, at_check=True, device=data.train.device):
@@ -104,16 +119,18 @@ def summarize(state: FitState, epochs: int) -> dict:
         "stopped_early": state.epoch < epochs,
         m.TRAIN_EXAMPLES_PER_S: sum(state.train_examples[timed]) / seconds if seconds else 0.0,
         m.FIRST_STEP_S: state.first_step_s,
+        "epoch_at_target": state.epoch_at_target,
+        m.TO_TARGET_S: state.time_to_target_s,
     }
 
 
 def final_test(setup: TrainSetup, data, checkpoints: Path, logger, step: int) -> dict:
     """Reload best.pt and evaluate it on the test set: test/loss, test/acc, test/per_class_acc, confusion image."""
     best = load_checkpoint(checkpoints / "best.pt", map_location=data.test.device)
-    setup.module.load_state_dict(best["model"])
+    setup.evaluated.load_state_dict(best["model"])
     with setup.autocast():
-        test, confusion = loop.evaluate_with_confusion(setup.module, data.test, setup.loss_fn, len(data.classes),
-                                                       prefix="test")
+        test, confusion = loop.evaluate_with_confusion(setup.evaluated, data.test, setup.loss_fn, len(data.classes),
+                                                       prefix="test", tta=setup.tta)
     per_class = per_class_accuracy(confusion, data.classes)
     logger.log_test(test, step=step)
     if distributed.is_main():

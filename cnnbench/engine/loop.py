@@ -56,7 +56,12 @@ def train_one_epoch(setup: TrainSetup, loader, max_steps: int | None = None, cur
     first_step_s = None
     for images, labels in loader.batches(cursor.order, start_step=cursor.steps_done):
         step += 1
-        logits, loss = training_step(setup, images, labels)
+        if setup.mix is not None:  # mixup / cutmix: soft targets; accuracy counts the larger share's class
+            images, targets = setup.mix(images, labels)
+            labels = targets.argmax(1)
+        else:
+            targets = labels
+        logits, loss = training_step(setup, images, targets)
         if first_step_s is None:  # one host sync per epoch: includes torch.compile's compilation in epoch 1
             float(loss.detach())
             first_step_s = time.perf_counter() - start
@@ -123,6 +128,8 @@ def training_step(setup: TrainSetup, images: torch.Tensor, labels: torch.Tensor)
     setup.optimizer.step()
     if setup.scheduler is not None:
         setup.scheduler.step()
+    if setup.ema is not None:
+        setup.ema.update_parameters(setup.module)
     return logits, loss
 
 
@@ -147,21 +154,29 @@ class DivergenceWatch:
 
 
 @torch.inference_mode()
-def evaluate(model: nn.Module, loader, loss_fn: nn.Module, prefix: str = "val") -> dict[str, float]:
+def evaluate(model: nn.Module, loader, loss_fn: nn.Module, prefix: str = "val", tta: str = "none") -> dict[str, float]:
     """Mean loss and accuracy of `model` on every batch of `loader`, under `prefix/`."""
-    loss, acc, _ = _evaluate(model, loader, loss_fn, num_classes=None)
+    loss, acc, _ = _evaluate(model, loader, loss_fn, num_classes=None, tta=tta)
     return {f"{prefix}/loss": loss, f"{prefix}/acc": acc}
 
 
 @torch.inference_mode()
 def evaluate_with_confusion(model: nn.Module, loader, loss_fn: nn.Module, num_classes: int,
-                            prefix: str = "test") -> tuple[dict[str, float], torch.Tensor]:
+                            prefix: str = "test", tta: str = "none") -> tuple[dict[str, float], torch.Tensor]:
     """`evaluate` plus the confusion matrix (rows: true class, columns: predicted), on the CPU."""
-    loss, acc, confusion = _evaluate(model, loader, loss_fn, num_classes)
+    loss, acc, confusion = _evaluate(model, loader, loss_fn, num_classes, tta)
     return {f"{prefix}/loss": loss, f"{prefix}/acc": acc}, confusion.cpu()
 
 
-def _evaluate(model: nn.Module, loader, loss_fn: nn.Module, num_classes: int | None):
+def predict(model: nn.Module, images: torch.Tensor, tta: str = "none") -> torch.Tensor:
+    """The logits of `images`; with `tta="flip"` the mean of the logits of the images and their mirror images."""
+    logits = model(images)
+    if tta == "flip":
+        logits = (logits + model(images.flip(-1))) / 2
+    return logits
+
+
+def _evaluate(model: nn.Module, loader, loss_fn: nn.Module, num_classes: int | None, tta: str = "none"):
     model.eval()
     device = loader.device
     loss_sum = torch.zeros((), device=device)
@@ -169,7 +184,7 @@ def _evaluate(model: nn.Module, loader, loss_fn: nn.Module, num_classes: int | N
     confusion = torch.zeros(num_classes or 1, num_classes or 1, device=device, dtype=torch.int64)
     seen = 0
     for images, labels in loader:
-        logits = model(images)
+        logits = predict(model, images, tta)
         predicted = logits.argmax(1)
         loss_sum += loss_fn(logits, labels) * len(labels)
         correct += (predicted == labels).sum()

@@ -11,9 +11,11 @@ VAL_LOSS, VAL_ACC, VAL_ACC_BEST = "val/loss", "val/acc", "val/acc_best"
 TEST_LOSS, TEST_ACC, TEST_PER_CLASS_ACC = "test/loss", "test/acc", "test/per_class_acc"
 TRAIN_EXAMPLES_PER_S = "throughput/train_examples_per_s"
 EPOCH_S, WALL_S, FIRST_STEP_S = "time/epoch_s", "time/wall_s", "time/first_step_s"
+ELAPSED_S = "time/elapsed_s"  # seconds since the run started (start-up included; resumed runs: all sessions)
+TO_TARGET_S = "time/to_target_s"  # seconds since the run started until val/acc first reached trainer.target_acc
 
 # Per-epoch metrics, in metrics.csv column order (after `epoch`); TensorBoard tags are the same keys.
-EPOCH_KEYS = (LR, TRAIN_LOSS, TRAIN_ACC, VAL_LOSS, VAL_ACC, VAL_ACC_BEST, TRAIN_EXAMPLES_PER_S, EPOCH_S)
+EPOCH_KEYS = (LR, TRAIN_LOSS, TRAIN_ACC, VAL_LOSS, VAL_ACC, VAL_ACC_BEST, TRAIN_EXAMPLES_PER_S, EPOCH_S, ELAPSED_S)
 # The early-stopping monitor, best.pt's criterion and what a sweeper maximises.
 MONITOR = VAL_ACC
 

@@ -95,10 +95,12 @@ class RunLogger:
         self._append_csv(epoch, metrics)
         self._print_row(epoch, metrics, is_best)
 
-    def log_test(self, metrics: dict[str, float], step: int) -> None:
+    def log_scalars(self, metrics: dict[str, float], step: int) -> None:
         for key, value in metrics.items():
             self.writer.add_scalar(key, value, step)
         self.writer.flush()
+
+    log_test = log_scalars
 
     def log_image(self, tag: str, image, step: int) -> None:
         """An RGB uint8 array (H, W, 3) in TensorBoard's Images tab."""
@@ -144,8 +146,10 @@ class NullLogger:
     def log_epoch(self, epoch: int, metrics: dict[str, float], is_best: bool) -> None:
         pass
 
-    def log_test(self, metrics: dict[str, float], step: int) -> None:
+    def log_scalars(self, metrics: dict[str, float], step: int) -> None:
         pass
+
+    log_test = log_scalars
 
     def log_image(self, tag: str, image, step: int) -> None:
         pass

@@ -44,3 +44,6 @@ class FitState:
     train_seconds: list[float] = field(default_factory=list)
     first_step_s: float | None = None  # the run's first training step (with torch.compile: the compilation)
     epoch_metrics: list[dict] = field(default_factory=list)  # metrics.csv's rows, to rewrite it on resume
+    elapsed_s: float = 0.0  # seconds of the run until the last save (all sessions of a resumed run)
+    epoch_at_target: int | None = None  # the first epoch whose val/acc reached trainer.target_acc
+    time_to_target_s: float | None = None  # seconds since the run started until then

@@ -28,6 +28,8 @@ class RecordingLogger:
     def log_test(self, metrics, step):
         self.tests.append((step, metrics))
 
+    log_scalars = log_test
+
     def log_image(self, tag, image, step):
         self.figures.append(tag)
 
