@@ -20,7 +20,7 @@ from . import CONF_DIR
 from .cli import run_command
 from .engine.metrics import LEGACY_SUMMARY_KEYS
 from .errors import CnnbenchError, ConfigError
-from .results.leaderboard import METRICS, leaderboard, render, write_csv, write_markdown
+from .results.leaderboard import METRICS, TARGET, leaderboard, render, write_csv, write_markdown
 from .results.plot import plot
 from .results.runs import Run, find_runs
 from .runtime.overrides import Override
@@ -54,8 +54,8 @@ def parse_args(argv: list[str]) -> tuple[list[Path], DictConfig]:
     if not isinstance(cfg.group_seeds, bool):
         raise ConfigError(f"report.group_seeds={cfg.group_seeds} is not allowed: expected true or false")
     cfg.sort = LEGACY_SUMMARY_KEYS.get(cfg.sort, cfg.sort)  # report.sort=test_acc, as before the shared names
-    if cfg.sort not in METRICS:
-        raise ConfigError(f"report.sort={cfg.sort} is not allowed: choose one of {', '.join(METRICS)}")
+    if cfg.sort not in (*METRICS, *TARGET):
+        raise ConfigError(f"report.sort={cfg.sort} is not allowed: choose one of {', '.join((*METRICS, *TARGET))}")
     return dirs, cfg
 
 

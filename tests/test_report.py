@@ -222,3 +222,29 @@ def test_a_reproduction_shows_what_the_seed_reported_and_the_difference(cli_main
     assert float(grouped["lenet5"]["Δ_std"]) == pytest.approx(statistics.stdev(accs))
     markdown = (tmp_path / "grouped" / "leaderboard.md").read_text()
     assert "| reported | Δ |" in markdown and " ± " in markdown.splitlines()[2].split("|")[-2]
+
+
+def test_time_to_target_is_a_column_and_the_plot_shows_accuracy_over_wall_time(cli_main, tmp_path):
+    sweep = tmp_path / "sweep"
+    result = cli_main("-m", "model=lenet5", "data=digits", "trainer.device=cpu", "trainer.epochs=3",
+                      "trainer.target_acc=0.15",
+                      "optimizer.lr=0.02,0.001", f"hydra.sweep.dir={sweep}")
+    assert result.returncode == 0, result.stderr
+    assert main([str(sweep), "report.sort=time/to_target_s"]) == 0
+    rows = read_csv(sweep / "leaderboard.csv")
+    reached = [row for row in rows if row["time/to_target_s"]]
+    summaries_by_run = summaries(sweep)
+    for row in reached:
+        assert float(row["time/to_target_s"]) == pytest.approx(summaries_by_run[row["run"]]["time/to_target_s"])
+        assert int(float(row["epoch_at_target"])) == summaries_by_run[row["run"]]["epoch_at_target"]
+    assert reached and rows[: len(reached)] == reached  # the runs that reached it first, the fastest on top
+    from matplotlib.figure import Figure
+
+    from cnnbench.results.plot import plot_curves
+    from cnnbench.results.runs import find_runs
+
+    axes = Figure().subplots()
+    plot_curves(axes, find_runs([sweep]), over="time")
+    assert len(axes.lines) == 2 and axes.get_xlabel().startswith("seconds since the run started")
+    elapsed = [float(r["time/elapsed_s"]) for r in read_csv(sweep / "0" / "metrics.csv")]
+    assert list(axes.lines[0].get_xdata()) == pytest.approx(elapsed) and elapsed == sorted(elapsed)

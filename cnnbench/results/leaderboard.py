@@ -19,11 +19,14 @@ LOWER_IS_BETTER = {m.WALL_S}
 FORMATS = {"n": "{:d}", m.VAL_ACC_BEST: "{:.4f}", m.TEST_ACC: "{:.4f}", "epochs_run": "{:g}", "params": "{:,.0f}",
            m.TRAIN_EXAMPLES_PER_S: "{:,.0f}", m.WALL_S: "{:.1f}", "reported": "{:.4f}", "Δ": "{:+.4f}"}
 COMPARED = ("reported", "Δ")  # the seed's number, and measured minus it (mean ± std minus it for seeds grouped)
+TARGET = ("epoch_at_target", m.TO_TARGET_S)  # shown when a run had a trainer.target_acc
+FORMATS.update({"epoch_at_target": "{:g}", m.TO_TARGET_S: "{:.1f}"})
+LOWER_IS_BETTER.add(m.TO_TARGET_S)
 
 
-def _run_row(run: Run, keys: list[str], compared: bool) -> dict:
+def _run_row(run: Run, keys: list[str], compared: bool, targeted: bool = False) -> dict:
     row = {"run": run.name, **{key: run.settings.get(key) for key in keys}, "status": run.status,
-           **{metric: run.metric(metric) for metric in METRICS}}
+           **{metric: run.metric(metric) for metric in (*METRICS, *(TARGET if targeted else ()))}}
     if compared:
         metric, value = run.reported or (None, None)
         measured = run.metric(metric) if metric else None
@@ -35,10 +38,10 @@ def _mean_std(values: list[float]) -> tuple[float | None, float | None]:
     return (statistics.fmean(values) if values else None), (statistics.stdev(values) if len(values) > 1 else None)
 
 
-def _group_row(group: list[Run], keys: list[str], compared: bool) -> dict:
+def _group_row(group: list[Run], keys: list[str], compared: bool, targeted: bool = False) -> dict:
     row = {"run": ",".join(run.name for run in group), **{key: group[0].settings.get(key) for key in keys},
            "status": group[0].status, "n": len(group)}
-    for metric in METRICS:
+    for metric in (*METRICS, *(TARGET if targeted else ())):
         mean, std = _mean_std([value for run in group if (value := run.metric(metric)) is not None])
         if metric in ACCURACIES:
             row[f"{metric}_mean"], row[f"{metric}_std"] = mean, std
@@ -54,16 +57,19 @@ def _group_row(group: list[Run], keys: list[str], compared: bool) -> dict:
 def leaderboard(runs: list[Run], group_seeds: bool = False, sort: str = m.TEST_ACC) -> list[dict]:
     """One row per run (or per group of completed seeds), best `sort` first, rows without it last."""
     compared = any(run.reported for run in runs)
+    targeted = any(run.metric(m.TO_TARGET_S) is not None for run in runs)
     if group_seeds:
         keys = swept_keys(runs, exclude=("seed",))
         groups: dict[tuple, list[Run]] = {}
         for run in runs:  # only completed runs are averaged: the others stay visible on rows of their own
             group_key = tuple(run.settings.get(key) for key in keys) if run.status == "completed" else (run.path,)
             groups.setdefault(group_key, []).append(run)
-        rows = [_group_row(group, keys, compared) for group in groups.values()]
+        rows = [_group_row(group, keys, compared, targeted) for group in groups.values()]
     else:
         keys = swept_keys(runs)
-        rows = [_run_row(run, keys, compared) for run in runs]
+        rows = [_run_row(run, keys, compared, targeted) for run in runs]
+    if sort not in rows[0] and f"{sort}_mean" not in rows[0]:
+        return rows
     column = f"{sort}_mean" if group_seeds and sort in ACCURACIES else sort
     sign = 1 if sort in LOWER_IS_BETTER else -1
     return sorted(rows, key=lambda row: (row[column] is None, sign * (row[column] or 0)))
@@ -71,7 +77,7 @@ def leaderboard(runs: list[Run], group_seeds: bool = False, sort: str = m.TEST_A
 
 def override_columns(rows: list[dict]) -> list[str]:
     paired = (f"{a}_{s}" for a in (*ACCURACIES, "Δ") for s in ("mean", "std"))
-    fixed = {"run", "status", "n", *METRICS, *COMPARED, *paired}
+    fixed = {"run", "status", "n", *METRICS, *COMPARED, *TARGET, *paired}
     return [column for column in rows[0] if column not in fixed] if rows else []
 
 

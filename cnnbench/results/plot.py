@@ -1,4 +1,4 @@
-"""leaderboard.png: each run's val/acc curve, and test/acc against what was swept."""
+"""leaderboard.png: each run's val/acc over its epochs and over wall time, and test/acc against what was swept."""
 
 from __future__ import annotations
 
@@ -26,15 +26,21 @@ def _as_float(value) -> float | None:
         return None
 
 
-def plot_curves(ax, runs: list[Run]) -> None:
+def plot_curves(ax, runs: list[Run], over: str = "epoch") -> None:
+    """Each run's val/acc against its epochs, or (over="time") against the seconds since it started."""
     keys = swept_keys(runs)
     for run in runs:
         epochs, accs = read_curve(run.path / "metrics.csv")
-        if epochs:
-            ax.plot(epochs, accs, marker=".", label=_label(run.settings, keys, run.name))
-    ax.set(title="validation accuracy", xlabel="epoch", ylabel=m.VAL_ACC)
-    ax.xaxis.get_major_locator().set_params(integer=True)
-    if ax.lines:
+        xs = epochs if over == "epoch" else read_curve(run.path / "metrics.csv", m.ELAPSED_S)[1]
+        if epochs and len(xs) == len(accs):
+            ax.plot(xs, accs, marker=".", label=_label(run.settings, keys, run.name))
+    if over == "epoch":
+        ax.set(title="validation accuracy", xlabel="epoch", ylabel=m.VAL_ACC)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    else:
+        ax.set(title="who gets where first", xlabel="seconds since the run started (time/elapsed_s)",
+               ylabel=m.VAL_ACC)
+    if ax.lines and over == "epoch":
         ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.02, 1))  # beside the curves, not on them
 
 
@@ -75,9 +81,10 @@ def plot(runs: list[Run], rows: list[dict], path: Path) -> None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(13, max(4.5, 1.5 + 0.4 * len(runs))), layout="constrained")
+    fig = Figure(figsize=(19, max(4.5, 1.5 + 0.4 * len(runs))), layout="constrained")
     FigureCanvasAgg(fig)  # render with Agg whatever backend matplotlib is configured for
-    left, right = fig.subplots(1, 2)
+    left, middle, right = fig.subplots(1, 3)
     plot_curves(left, runs)
+    plot_curves(middle, runs, over="time")
     plot_results(right, rows)
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
