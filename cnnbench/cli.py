@@ -25,6 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 from . import CONF_DIR
 from .config import validate_config
 from .errors import CnnbenchError, announce, as_cnnbench_error
+from .runtime import job_labels  # noqa: F401 (registers the resolver of conf/config.yaml's hydra.sweep.subdir)
 from .runtime.distributed import scratch_run_dir_overrides
 from .runtime.overrides import command_line_overrides, parse_overrides, single_value_sets
 from .runtime.sweeps import missing_plugin

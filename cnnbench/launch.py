@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 # Where the images are, how they are read, where and for how long training goes on: not what was trained.
 MAY_CHANGE = ("trainer.epochs", "trainer.patience", "trainer.progress_every", "trainer.device", "trainer.devices",
-              "data.root", "data.download", "data.num_workers")
+              "data.root", "data.download", "data.num_workers", "trainer.log_graph", "console.config")
 FROM_THIS_LAUNCH = ("output_dir", "trainer.resume")
 _ABSENT = "<absent>"
 

@@ -17,10 +17,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from . import CONF_DIR
 from .config import validate_config
+from .config.diff import config_shown
 from .data import DataBundle, build_data, input_size
 from .data.transforms import batch_mix
 from .engine import metrics as m
 from .engine.checkpoint import restore
+from .engine.dashboard import HParam
 from .engine.fit import FitSettings, final_test, fit, steps_per_epoch
 from .engine.output import NullLogger, RunLogger, print_config, print_header, print_result, run_console
 from .engine.setup import SetupSettings, TrainSetup, build_setup
@@ -30,11 +32,11 @@ from .models import build_model
 from .runtime import distributed, runlog
 from .runtime.devices import resolve_device
 from .runtime.files import save_json
+from .runtime.job_labels import group_choices, hparams, swept_keys
 from .runtime.rundir import SUMMARY_FILE, config_fingerprint, owner, plan_run_dir
 from .runtime.signals import stop_on_signals
 from .runtime.sweeps import (
     FAILED_JOB_VALUE,
-    hparams,
     in_sweep,
     job_overrides,
     named_keys,
@@ -110,7 +112,9 @@ def _run_rank(launch: Launch, ranks: distributed.Ranks, device: torch.device, st
         if ranks.is_main:
             for notice in launch.notices:
                 console.print(notice, highlight=False)
-            print_config(console, OmegaConf.to_yaml(cfg))
+            shown = config_shown(OmegaConf.to_container(cfg), OmegaConf.select(cfg, "console.config", default="diff"),
+                                 group_choices())
+            print_config(console, OmegaConf.to_yaml(cfg), shown)
         with deterministic_algorithms(cfg.trainer.deterministic):
             return _train_and_test(cfg, launch, run_dir, ranks, device, console, started)
     finally:
@@ -141,6 +145,7 @@ def build(cfg: DictConfig, ranks: distributed.Ranks, device: torch.device,
     model = build_model(cfg.model, num_classes=cfg.data.num_classes, in_chans=cfg.data.in_chans,
                         input_size=input_size(cfg.data))
     data = build_data(cfg.data, device, cfg.seed, ranks)
+    data.train.drop_last = cfg.trainer.compile is not False  # one batch shape: torch.compile compiles once
     optimizer = OmegaConf.to_container(cfg.optimizer)
     decay_norm_and_bias = optimizer.pop("decay_norm_and_bias", True)  # cnnbench's own key, not torch.optim's
     settings = settings_from(SetupSettings, cfg.trainer, decay_norm_and_bias=decay_norm_and_bias)
@@ -177,14 +182,17 @@ def _train_and_test(cfg: DictConfig, launch: Launch, run_dir: Path, ranks: distr
             print_header(console, summary, run_dir, resuming_at(state), sweep_job_line())
             logger = RunLogger(run_dir, console, resume_epoch=state.epoch if state else None,
                                rows=state.epoch_metrics if state else None)
+            start_dashboard(logger, cfg, setup, data, state.epoch if state else 0)
         settings = settings_from(FitSettings, cfg.trainer, checkpoints=run_dir / "checkpoints", config=config,
                                  schedule_epochs=launch.schedule_epochs, started=started)
         with stop_on_signals() as stop:
             result = fit(setup, data, settings, logger, state, stop,
                          on_epoch=lambda epoch, metrics: save_summary(epochs_done=epoch))
         distributed.barrier()  # best.pt is complete before every rank reads it
-        test = final_test(setup, data, settings.checkpoints, logger, result["epochs_run"])
-        logger.log_hparams(hparams(config, job_overrides()))
+        test = final_test(setup, data, settings.checkpoints, logger, result["epochs_run"], run_name=str(run_dir.name))
+        summary.pop("owner")
+        save_summary(**result, **test, status="completed", **{m.WALL_S: round(time.perf_counter() - started, 3)})
+        logger.end_dashboard(summary, "completed", result["epochs_run"])
     except BaseException as err:
         error = as_cnnbench_error(err)
         try:
@@ -192,15 +200,26 @@ def _train_and_test(cfg: DictConfig, launch: Launch, run_dir: Path, ranks: distr
                          **{m.WALL_S: round(time.perf_counter() - started, 3)})
         except OSError:  # the disk or the permissions are what failed: the error above says so
             log.debug("summary.json could not be updated", exc_info=True)
+        try:
+            logger.end_dashboard(summary, summary["status"], summary.get("epochs_done") or 0)
+        except OSError:
+            log.debug("TensorBoard's HParams entry could not be updated", exc_info=True)
         raise
     finally:
         logger.close()
-    summary.pop("owner")
-    save_summary(**result, **test, status="completed", **{m.WALL_S: round(time.perf_counter() - started, 3)})
     print_result(console, summary, run_dir, compiled=cfg.trainer.compile is not False)
     log.info("summary: %s", summary)
     record_job(run_dir, "completed")
     return summary
+
+
+def start_dashboard(logger: RunLogger, cfg: DictConfig, setup: TrainSetup, data: DataBundle, step: int) -> None:
+    """TensorBoard's view of the run from its start: layout, config and overrides as text, the HParams entry (with
+    the same columns in every job of a sweep, the swept ones first), and the model graph if trainer.log_graph."""
+    rows = hparams(OmegaConf.to_container(cfg), job_overrides(), group_choices(), swept_keys())
+    logger.start_dashboard(OmegaConf.to_yaml(cfg), job_overrides(), [HParam(*row) for row in rows], step)
+    if cfg.trainer.get("log_graph"):
+        logger.log_graph(setup.module, torch.zeros(2, *data.input_shape, device=data.train.device))
 
 
 def reported_for(config: dict) -> dict | None:

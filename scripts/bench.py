@@ -1,15 +1,21 @@
-"""Training throughput three ways, in one process, on the same model, data shape and number of steps.
+"""Training throughput several ways, in one process, on the same model, data and number of steps.
 
-  seeds     the seeds' loop: a torchvision dataset (real IDX/CIFAR files in a temporary folder) with
-            per-sample ToTensor/Normalize, a DataLoader with workers, eager fp32, `.item()` every step
+  seeds     the seed's own loop (scripts/seed_loops.py): d2l's train_ch6 for the book's networks, seed 001's
+            run_epoch for its own (lenet5, alexnet_small, resnet*): torchvision's dataset class, per-sample
+            transforms as that seed has them, a DataLoader with workers, host syncs every step
   bare      a bare reference loop over one in-memory uint8 tensor: slice, scale, normalize, step;
             no metrics, no logging (the floor of what this hardware does), with the same images, split,
             batch order and initial weights as cnnbench's run, so both compute exactly the same steps
   cnnbench  cnnbench's own training path as `python -m cnnbench` runs it (run(cfg): device loader,
             metrics, progress bar, logging, checkpoints), timed by its own throughput/train_examples_per_s
+  compiled  cnnbench with trainer.compile=true (the compilation is printed apart)
+  bf16      cnnbench with bf16 autocast (trainer.amp=true): the one way whose arithmetic differs
 
-All three read the same random images of a real dataset's shape, written once as that dataset's files
-(offline); the speed of some models depends on the pixel values, so the ways never use different data.
+Every way runs in fp32 unless named otherwise, with the same model memory format (--no-channels-last for NCHW),
+the same torch threads, fused SGD where cnnbench would use it (CUDA) and cuDNN benchmarking set per way (on for
+bare and cnnbench, as cnnbench sets it; off for the seeds, which never set it). All read the real Fashion-MNIST
+when it is found (Debian's dataset-fashion-mnist, or --data-root), else random images of its shape written as its
+files: the speed of some models depends on the pixel values, so the ways never use different data.
 Prints a table and writes it as JSON.
 
     python scripts/bench.py [--model lenet] [--data fashion_mnist] [--batch-size 256] [--steps 100]
@@ -82,37 +88,20 @@ def timed_steps(batches, step, warmup: int, steps: int, device: torch.device) ->
 
 
 def seeds_loop(model_name, data_cfg, root: Path, images, labels, args, device) -> float:
-    """d2l's train_ch6 / seed 001's run_epoch over torchvision's own dataset class and a DataLoader."""
-    import torchvision.datasets as tvd
-    import torchvision.transforms as T
-    from torch.utils.data import DataLoader
+    """The seed's own loop (d2l's train_ch6 or seed 001's run_epoch) over torchvision's dataset and a DataLoader."""
+    import seed_loops
 
-    steps = [T.Resize(data_cfg.resize)] if data_cfg.resize else []
-    if data_cfg.augment:
-        size = data_cfg.resize or data_cfg.image_size
-        steps += [T.RandomHorizontalFlip(), T.RandomCrop(size, padding=4)]
-    transform = T.Compose([*steps, T.ToTensor(), T.Normalize(data_cfg.mean, data_cfg.std)])
-    dataset_cls = tvd.FashionMNIST if data_cfg.in_chans == 1 else tvd.CIFAR10
-    dataset = dataset_cls(str(root), train=True, transform=transform)
-    loader = DataLoader(dataset, args.batch_size, shuffle=True, num_workers=args.workers,
-                        pin_memory=device.type == "cuda", persistent_workers=args.workers > 0)
+    loop = seed_loops.loop_for(model_name)
+    train, _, _ = seed_loops.loaders(loop, root, args.batch_size, args.workers, resize=data_cfg.resize,
+                                     augment=data_cfg.augment, pin_memory=device.type == "cuda")
     model = make_model(model_name, data_cfg, device)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    loss_fn = nn.CrossEntropyLoss()
-    totals = {"loss": 0.0, "correct": 0}
-
-    def step(x, y):
-        x, y = x.to(device), y.to(device)
-        optimizer.zero_grad()
-        logits = model(x)
-        loss = loss_fn(logits, y)
-        loss.backward()
-        optimizer.step()
-        totals["loss"] += loss.item() * len(x)
-        totals["correct"] += (logits.argmax(1) == y).sum().item()
-
+    if loop == "d2l":
+        seed_loops.d2l_init(model)
+    if args.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    step = seed_loops.training_step(loop, model, seed_loops.optimizer_for(loop, model, lr=0.01), device)
     model.train()
-    return timed_steps(cycle(loader), step, args.warmup, args.steps, device)
+    return timed_steps(cycle(train), step, args.warmup, args.steps, device)
 
 
 def write_torchvision_files(root: Path, data_cfg, images: np.ndarray, labels: np.ndarray, test_count: int) -> None:
@@ -156,10 +145,10 @@ def bare_loop(model_name, data_cfg, root: Path, images, labels, args, device) ->
     device-resident uint8 tensor sliced, scaled and normalized per batch; no metrics, nothing else.
     Like the run, epoch 1 (args.steps steps) warms up and epoch 2 is timed, each with a fresh permutation."""
     from cnnbench.data import split_train_val
-    from cnnbench.data.sources import load_torchvision
+    from cnnbench.data.sources import load_files
 
     # The same reader as the run: tensor strides decide the memory format convolutions pick.
-    full = load_torchvision(dataset_name(data_cfg), str(root), download=False).train
+    full = load_files(dataset_name(data_cfg), str(root), download=False).train
     train, _ = split_train_val(full, args.batch_size, split_seed=data_cfg.split_seed)
     x_all, y_all = train.images.to(device), train.labels.to(device)
     transform = BatchTransform(data_cfg.mean, data_cfg.std, size=data_cfg.resize, augment=data_cfg.augment)
@@ -167,7 +156,7 @@ def bare_loop(model_name, data_cfg, root: Path, images, labels, args, device) ->
     model = make_model(model_name, data_cfg, device)
     if args.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, **fused(device))
     loss_fn = nn.CrossEntropyLoss()
 
     def batches():
@@ -186,7 +175,13 @@ def bare_loop(model_name, data_cfg, root: Path, images, labels, args, device) ->
     return timed_steps(batches(), step, args.steps, args.steps, device)
 
 
-def cnnbench_run(model_name, data_cfg, root: Path, images, labels, args, device, compile_: bool = False) -> float:
+def fused(device: torch.device) -> dict:
+    """What cnnbench's optimizer gets on this device (engine/setup.py's fused_if_possible)."""
+    return {"fused": True} if device.type == "cuda" else {}
+
+
+def cnnbench_run(model_name, data_cfg, root: Path, images, labels, args, device, compile_: bool = False,
+                 amp: bool = False) -> float:
     """run(cfg) on the same files: epoch 1 warms up, epoch 2 (args.steps steps) is timed by the run itself."""
     from cnnbench.train import run
 
@@ -198,7 +193,8 @@ def cnnbench_run(model_name, data_cfg, root: Path, images, labels, args, device,
                  f"data.mean={list(data_cfg.mean)}", f"data.std={list(data_cfg.std)}",
                  "optimizer=sgd", "optimizer.lr=0.01", "scheduler=none", "trainer.epochs=2",
                  f"trainer.max_steps_per_epoch={args.steps}", f"trainer.device={device}", "trainer.patience=0",
-                 f"trainer.compile={str(compile_).lower()}"]
+                 f"trainer.compile={str(compile_).lower()}", f"trainer.amp={str(amp).lower()}",
+                 "console.config=none"]
     with initialize_config_dir(CONF_DIR, version_base=None):
         cfg = compose("config", overrides=overrides)
     with tempfile.TemporaryDirectory() as out, open_dict(cfg):
@@ -214,12 +210,33 @@ def compiled_run(model_name, data_cfg, root: Path, images, labels, args, device)
     return cnnbench_run(model_name, data_cfg, root, images, labels, args, device, compile_=True)
 
 
+def real_files(data_root: Path | None) -> Path | None:
+    """The folder holding the real Fashion-MNIST, found as cnnbench finds it; None if nowhere."""
+    from cnnbench.data.files import find
+
+    found, _ = find("fashion_mnist", data_root or "data")
+    return found.folder if found else None
+
+
 def dataset_name(data_cfg) -> str:
     """The torchvision dataset whose files write_torchvision_files made for this shape."""
     return "fashion_mnist" if data_cfg.in_chans == 1 else "cifar10"
 
 
-WAYS = {"seeds": seeds_loop, "bare": bare_loop, "cnnbench": cnnbench_run, "compiled": compiled_run}
+def bf16_run(model_name, data_cfg, root: Path, images, labels, args, device) -> float:
+    """cnnbench with bf16 autocast (trainer.amp=true, the default on CUDA): its gain over fp32, as its own row."""
+    return cnnbench_run(model_name, data_cfg, root, images, labels, args, device, amp=True)
+
+
+WAYS = {"seeds": seeds_loop, "bare": bare_loop, "cnnbench": cnnbench_run, "compiled": compiled_run, "bf16": bf16_run}
+CUDNN_BENCHMARK = {"seeds": False}  # cnnbench's run sets it (on) itself; bare follows cnnbench
+
+
+def set_cuda_defaults(way: str, device: torch.device) -> None:
+    """Each way starts from the same process-wide settings, whatever the way before it set."""
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = CUDNN_BENCHMARK.get(way, True)
+        torch.set_float32_matmul_precision("highest" if way == "seeds" else "high")
 
 
 def main() -> None:
@@ -235,7 +252,10 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="DataLoader workers of the seeds' loop")
     parser.add_argument("--no-channels-last", dest="channels_last", action="store_false",
                         help="NCHW instead of channels_last for the bare loop and cnnbench (trainer.channels_last)")
-    parser.add_argument("--ways", default="seeds,bare,cnnbench", help="any of seeds,bare,cnnbench,compiled")
+    parser.add_argument("--ways", default="seeds,bare,cnnbench", help=f"any of {','.join(WAYS)}")
+    parser.add_argument("--data-root", type=Path, default=None,
+                        help="a folder with the real Fashion-MNIST files (default: data/ or Debian's package)")
+    parser.add_argument("--random-data", action="store_true", help="random images even when the real data is found")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved repetitions; the median is reported")
     parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                         help="a model option, e.g. --option width_div=4 (VGG) or --option stem=imagenet (ResNet)")
@@ -248,13 +268,22 @@ def main() -> None:
     device = torch.device(args.device)
     data_cfg = data_config(args.data, args.resize, args.augment, args.batch_size)
     count = min(TRAIN_SIZES.get(args.data, 60000), (args.steps + args.warmup) * args.batch_size)
-    images, labels = random_dataset(data_cfg, count)
     root = Path(tempfile.mkdtemp(prefix="cnnbench-bench-"))
-    write_torchvision_files(root, data_cfg, images, labels, test_count=args.batch_size)
+    real = None if args.random_data or args.data != "fashion_mnist" else real_files(args.data_root)
+    if real is not None:
+        import seed_loops
+
+        seed_loops.prepare_root(real, root)
+        images = labels = None
+    else:
+        images, labels = random_dataset(data_cfg, count)
+        write_torchvision_files(root, data_cfg, images, labels, test_count=args.batch_size)
+    print(f"data: {'the real Fashion-MNIST from ' + str(real) if real else 'random images of its shape'}", flush=True)
     ways = args.ways.split(",")
     samples: dict[str, list[float]] = {way: [] for way in ways}
     for round_ in range(1, args.rounds + 1):  # interleaved, so a slow spell of a shared machine hits every way
         for way in ways:
+            set_cuda_defaults(way, device)
             samples[way].append(WAYS[way](args.model, data_cfg, root, images, labels, args, device))
             print(f"round {round_}/{args.rounds} {way:>9}: {samples[way][-1]:>10,.0f} images/s", flush=True)
     results = {way: statistics.median(values) for way, values in samples.items()}
@@ -266,6 +295,8 @@ def main() -> None:
         "torch": torch.__version__, "threads": torch.get_num_threads(),
         "cpu": platform.processor() or platform.machine(),
         "images_per_s": results, "rounds": args.rounds, "samples": samples,
+        "data": str(real) if real else "random", "seeds_loop": __import__("seed_loops").loop_for(args.model),
+        "workers": args.workers,
     }
     if "seeds" in results:
         report["vs_seeds"] = {k: v / results["seeds"] for k, v in results.items()}

@@ -48,6 +48,7 @@ ZOO = [
     ("densenet", {}, (1, 96), "d2l DenseNet (ch. 7.7, named in seed 003), resized to 96"),
     ("mlp", {}, (1, 28), "seed 002's FC2Layer (n_hidden=8), MNIST"),
     ("cnn_small", {}, (1, 28), "seed 002's CNN (n_feature=6), MNIST"),
+    ("resnet_small", {}, (1, 28), "cnnbench's own: seed 001's BasicBlock, widths 32/64/128"),
 ]
 
 

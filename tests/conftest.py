@@ -153,19 +153,45 @@ def one_line_error(result: Result, *fragments: str) -> str:
     return lines[0]
 
 
-def hparams_of(run_dir) -> tuple[list[str], dict]:
-    """The metric tags of a run's HParams experiment and the hyperparameter values of its session."""
+def tb_events(run_dir, **size_guidance):
+    """TensorBoard's own reader over a run's event files (in the run directory, or tensorboard/ in old runs)."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from cnnbench.engine.output import events_dir
+
+    events = EventAccumulator(str(events_dir(Path(run_dir))), size_guidance=size_guidance or None)
+    events.Reload()
+    return events
+
+
+def tb_scalars(run_dir) -> dict[str, list[tuple[int, float]]]:
+    events = tb_events(run_dir)
+    return {tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+
+
+@dataclass
+class HParamsEntry:
+    columns: list[str]  # the experiment's hyperparameters, in the order written
+    differing: list[str]  # those marked as differing (swept)
+    metrics: list[str]  # the experiment's metric tags
+    values: dict  # this session's hyperparameter values
+    status: int | None  # api_pb2.Status of the session's end; None while it runs
+
+
+def hparams_of(run_dir) -> HParamsEntry:
+    """A run's HParams entry, read back through the hparams plugin's protos."""
     from tensorboard.plugins.hparams import plugin_data_pb2
 
-    events = EventAccumulator(str(run_dir / "tensorboard"))
-    events.Reload()
-    content = events.PluginTagToContent("hparams")
+    content = tb_events(run_dir).PluginTagToContent("hparams")
     experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
     session = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"])
     values = {key: value.WhichOneof("kind") and getattr(value, value.WhichOneof("kind"))
               for key, value in session.session_start_info.hparams.items()}
-    return [info.name.tag for info in experiment.metric_infos], values
+    end = content.get("_hparams_/session_end_info")
+    status = plugin_data_pb2.HParamsPluginData.FromString(end).session_end_info.status if end else None
+    infos = experiment.hparam_infos
+    return HParamsEntry([h.name for h in infos], [h.name for h in infos if h.differs],
+                        [info.name.tag for info in experiment.metric_infos], values, status)
 
 
 def process_env() -> dict[str, str]:

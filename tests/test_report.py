@@ -26,7 +26,8 @@ OPTIONS = "allowed: report.out, report.group_seeds, report.sort"
 
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory) -> Path:
-    """Four finished runs in <sweep>/0 ... <sweep>/3, shared by every test here (only read, never changed)."""
+    """Four finished runs in <sweep>/0_optimizer.lr=0.01,seed=0 ... <sweep>/3_..., shared by every test here
+    (only read, never changed)."""
     sweep_dir = tmp_path_factory.mktemp("sweep")
     assert main_in_process(*SWEEP, f"hydra.sweep.dir={sweep_dir}") == 0
     return sweep_dir
@@ -36,15 +37,21 @@ def sweep(tmp_path_factory) -> Path:
 def damaged_sweep(sweep, tmp_path) -> Path:
     """A copy of the sweep in which job 1 crashed mid-epoch and job 2 was interrupted, plus a run that never began."""
     copy = tmp_path / "sweep"
-    shutil.copytree(sweep, copy, ignore=shutil.ignore_patterns("checkpoints", "tensorboard", "leaderboard.*"))
-    (copy / "1" / "summary.json").unlink()
-    with (copy / "1" / "metrics.csv").open("a") as metrics:
+    shutil.copytree(sweep, copy, ignore=shutil.ignore_patterns("checkpoints", "events.out.*", "leaderboard.*"))
+    (copy / job(copy, 1) / "summary.json").unlink()
+    with (copy / job(copy, 1) / "metrics.csv").open("a") as metrics:
         metrics.write("3,0.005,2.29")  # a row cut short by the crash
-    summary = json.loads((copy / "2" / "summary.json").read_text())
-    (copy / "2" / "summary.json").write_text(json.dumps({**summary, "status": "interrupted"}))
+    summary = json.loads((copy / job(copy, 2) / "summary.json").read_text())
+    (copy / job(copy, 2) / "summary.json").write_text(json.dumps({**summary, "status": "interrupted"}))
     (copy / "never_started" / ".hydra").mkdir(parents=True)
     (copy / "never_started" / ".hydra" / "overrides.yaml").write_text("- optimizer.lr=0.5\n- seed=7\n")
     return copy
+
+
+def job(sweep: Path, num: int) -> str:
+    """The directory name of job `num`: its number, then its overrides (`1_optimizer.lr=0.01,seed=1`)."""
+    (name,) = [p.name for p in sweep.iterdir() if p.is_dir() and p.name.split("_")[0] == str(num)]
+    return name
 
 
 def summaries(sweep: Path) -> dict[str, dict]:
@@ -83,17 +90,19 @@ def test_a_row_per_run_best_test_acc_first_and_three_files_in_the_first_dir(swee
 
 
 def test_each_run_of_the_sweep_has_an_hparams_entry_with_its_swept_values(sweep):
-    for job in ("0", "1", "2", "3"):
-        metric_tags, values = hparams_of(sweep / job)
-        assert metric_tags == ["val/acc_best", "test/acc"]
-        overrides = settings_of(summaries(sweep)[job]["overrides"])
-        assert values["optimizer.lr"] == float(overrides["optimizer.lr"])
+    entries = [hparams_of(sweep / job(sweep, num)) for num in range(4)]
+    for num, entry in enumerate(entries):
+        assert entry.differing == ["optimizer.lr", "seed"] and entry.columns == entries[0].columns  # one set
+        assert entry.columns[:2] == ["optimizer.lr", "seed"]  # the swept keys first
+        assert entry.metrics == ["test/acc", "val/acc_best", "val/acc", "val/loss", "train/loss"]
+        overrides = settings_of(summaries(sweep)[job(sweep, num)]["overrides"])
+        assert entry.values["optimizer.lr"] == float(overrides["optimizer.lr"])
 
 
 def test_a_run_written_before_the_shared_metric_names_is_read_as_today(sweep, tmp_path):
     old = tmp_path / "old"
-    shutil.copytree(sweep / "0", old / "0", ignore=shutil.ignore_patterns("checkpoints", "tensorboard"))
-    summary = summaries(sweep)["0"]
+    shutil.copytree(sweep / job(sweep, 0), old / "0", ignore=shutil.ignore_patterns("checkpoints", "events.out.*"))
+    summary = summaries(sweep)[job(sweep, 0)]
     legacy = {"best_val_acc": "val/acc_best", "test_acc": "test/acc", "test_loss": "test/loss",
               "per_class_acc": "test/per_class_acc", "train_examples_per_s": "throughput/train_examples_per_s",
               "wall_s": "time/wall_s", "first_step_s": "time/first_step_s"}
@@ -140,13 +149,14 @@ def test_seeds_are_grouped_as_mean_and_std(sweep, tmp_path):
 def test_unfinished_and_interrupted_runs_are_listed_with_their_status(damaged_sweep, tmp_path, capsys):
     assert main([str(damaged_sweep), f"report.out={tmp_path / 'runs'}"]) == 0
     rows = {row["run"]: row for row in read_csv(tmp_path / "runs" / "leaderboard.csv")}
-    assert list(rows["0"])[:4] == ["run", "optimizer.lr", "seed", "status"]  # unknown settings are no difference
-    assert set(rows) == {"0", "1", "2", "3", "never_started"}
-    assert rows["2"]["status"] == "interrupted" and rows["2"]["test/acc"] != ""
-    for name in ("1", "never_started"):
+    first, crashed, interrupted = (job(damaged_sweep, num) for num in (0, 1, 2))
+    assert list(rows[first])[:4] == ["run", "optimizer.lr", "seed", "status"]  # unknown settings are no difference
+    assert set(rows) == {*(job(damaged_sweep, num) for num in range(4)), "never_started"}
+    assert rows[interrupted]["status"] == "interrupted" and rows[interrupted]["test/acc"] != ""
+    for name in (crashed, "never_started"):
         assert rows[name]["status"] == "incomplete"
         assert rows[name]["test/acc"] == rows[name]["val/acc_best"] == ""
-    assert list(rows)[-2:] == ["1", "never_started"]  # no test/acc: listed last
+    assert list(rows)[-2:] == [crashed, "never_started"]  # no test/acc: listed last
     assert rows["never_started"]["optimizer.lr"] == "0.5"
     printed = capsys.readouterr().out
     assert "interrupted" in printed and "incomplete" in printed
@@ -161,7 +171,7 @@ def test_unfinished_and_interrupted_runs_are_listed_with_their_status(damaged_sw
 
 
 def test_a_row_cut_short_in_metrics_csv_is_skipped(damaged_sweep):
-    epochs, accs = read_curve(damaged_sweep / "1" / "metrics.csv")
+    epochs, accs = read_curve(damaged_sweep / job(damaged_sweep, 1) / "metrics.csv")
     assert epochs == [1, 2] and len(accs) == 2
 
 
@@ -246,5 +256,5 @@ def test_time_to_target_is_a_column_and_the_plot_shows_accuracy_over_wall_time(c
     axes = Figure().subplots()
     plot_curves(axes, find_runs([sweep]), over="time")
     assert len(axes.lines) == 2 and axes.get_xlabel().startswith("seconds since the run started")
-    elapsed = [float(r["time/elapsed_s"]) for r in read_csv(sweep / "0" / "metrics.csv")]
+    elapsed = [float(r["time/elapsed_s"]) for r in read_csv(sweep / job(sweep, 0) / "metrics.csv")]
     assert list(axes.lines[0].get_xdata()) == pytest.approx(elapsed) and elapsed == sorted(elapsed)

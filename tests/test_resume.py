@@ -13,6 +13,7 @@ from contextlib import contextmanager
 import pytest
 import torch
 import torch.nn as nn
+from tensorboard.plugins.hparams import api_pb2
 
 import cnnbench.engine.loop as loop
 import cnnbench.train as train_module
@@ -20,7 +21,7 @@ from cnnbench.engine.checkpoint import load_checkpoint
 from cnnbench.errors import Diverged, Interrupted
 from cnnbench.runtime.signals import StopFlag
 from cnnbench.train import run
-from tests.conftest import REPO, RESUMABLE, TINY_RUN, one_line_error, process_env
+from tests.conftest import REPO, RESUMABLE, TINY_RUN, hparams_of, one_line_error, process_env
 
 EXACT_COLUMNS = ("epoch", "lr", "train/loss", "train/acc", "val/loss", "val/acc", "val/acc_best")
 
@@ -75,7 +76,7 @@ def test_interrupted_then_resumed_run_matches_an_uninterrupted_one(make_cfg, tmp
     assert not (tmp_path / "fresh").exists()  # the resumed run stays in its own directory
     assert outcome(resumed) == outcome(reference)
     assert exact_rows(run_dir) == exact_rows(reference_dir)  # value by value, no duplicate rows
-    from tests.test_train import scalars
+    from tests.conftest import tb_scalars as scalars
 
     steps = [step for step, _ in scalars(run_dir)["val/acc"]]
     assert steps == [1, 2, 3]  # TensorBoard continues the same curve without duplicate steps
@@ -189,17 +190,21 @@ def test_sweep_with_a_failing_job_finishes_the_others_then_resume_auto_skips_the
     result = cli_main(*sweep_args)
     assert result.returncode == 1  # a job did not complete: the sweep says so
     statuses = {p.parent.name: json.loads(p.read_text())["status"] for p in sweep.glob("*/summary.json")}
-    assert statuses == {"0": "completed", "1": "diverged", "2": "completed"}
+    first, diverged, last = "0_optimizer.lr=0.01", "1_optimizer.lr=1e+30", "2_optimizer.lr=0.05"
+    assert statuses == {first: "completed", diverged: "diverged", last: "completed"}
     assert "3 jobs, 2 completed, 1 diverged" in result.stdout
     assert "Traceback" not in result.stdout + result.stderr
+    entries = {name: hparams_of(sweep / name) for name in statuses}  # every job in HParams, the diverged one too
+    assert entries[diverged].status == api_pb2.STATUS_FAILURE and entries[first].status == api_pb2.STATUS_SUCCESS
+    assert entries[diverged].values["optimizer.lr"] == 1e30 and entries[diverged].differing == ["optimizer.lr"]
 
-    job2 = json.loads((sweep / "2" / "summary.json").read_text())
+    job2 = json.loads((sweep / last / "summary.json").read_text())
     job2["status"] = "interrupted"  # as if job 2 had been stopped: auto must pick it up, not start over
-    (sweep / "2" / "summary.json").write_text(json.dumps(job2))
-    finished_ckpt = (sweep / "0" / "checkpoints" / "last.pt").stat().st_mtime_ns
+    (sweep / last / "summary.json").write_text(json.dumps(job2))
+    finished_ckpt = (sweep / first / "checkpoints" / "last.pt").stat().st_mtime_ns
     again = cli_main(*sweep_args, "trainer.resume=auto")  # the same sweep command, with resume=auto
     assert again.returncode == 1  # job 1 diverged, and is left so
     assert "already finished" in again.stdout and "resuming at epoch" in again.stdout
     assert "3 jobs, 2 completed, 1 diverged (2 already finished)" in again.stdout
-    assert (sweep / "0" / "checkpoints" / "last.pt").stat().st_mtime_ns == finished_ckpt  # not trained again
-    assert json.loads((sweep / "2" / "summary.json").read_text())["status"] == "completed"
+    assert (sweep / first / "checkpoints" / "last.pt").stat().st_mtime_ns == finished_ckpt  # not trained again
+    assert json.loads((sweep / last / "summary.json").read_text())["status"] == "completed"

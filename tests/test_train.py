@@ -7,24 +7,17 @@ import json
 
 import pytest
 import torch
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import cnnbench.engine.loop as loop
 from cnnbench.data.sources import load_source
 from cnnbench.engine.checkpoint import load_checkpoint
 from cnnbench.train import run
-from tests.conftest import TINY_RUN, hparams_of
+from tests.conftest import TINY_RUN, hparams_of, tb_events, tb_scalars
 
 
 def read_csv(path):
     with open(path) as f:
         return list(csv.DictReader(f))
-
-
-def scalars(run_dir):
-    events = EventAccumulator(str(run_dir / "tensorboard"))
-    events.Reload()
-    return {tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
 
 
 def test_two_epoch_run_writes_every_file_with_consistent_numbers(make_cfg, tmp_path):
@@ -33,7 +26,7 @@ def test_two_epoch_run_writes_every_file_with_consistent_numbers(make_cfg, tmp_p
 
     for name in ("summary.json", "metrics.csv", "checkpoints/best.pt", "checkpoints/last.pt"):
         assert (run_dir / name).is_file(), name
-    assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
+    assert list(run_dir.glob("events.out.tfevents.*"))  # in the run directory: TensorBoard names the run after it
     on_disk = json.loads((run_dir / "summary.json").read_text())
     assert on_disk == json.loads(json.dumps(summary))
 
@@ -54,7 +47,7 @@ def test_two_epoch_run_writes_every_file_with_consistent_numbers(make_cfg, tmp_p
     assert on_disk["throughput/train_examples_per_s"] == pytest.approx(
         float(rows[1]["throughput/train_examples_per_s"]), rel=1e-3)
 
-    tb = scalars(run_dir)
+    tb = tb_scalars(run_dir)
     for tag in ("train/loss", "train/acc", "val/loss", "val/acc", "lr", "throughput/train_examples_per_s"):
         assert [step for step, _ in tb[tag]] == [1, 2], tag
     assert [v for _, v in tb["val/acc"]] == pytest.approx(val_accs, abs=1e-5)
@@ -71,19 +64,23 @@ def test_per_class_accuracy_confusion_image_and_hparams(make_cfg, tmp_path, caps
     class_sizes = torch.bincount(load_source(cfg.data).test.labels, minlength=10).tolist()
     weighted = sum(acc * n for acc, n in zip(per_class.values(), class_sizes, strict=True)) / sum(class_sizes)
     assert weighted == pytest.approx(summary["test/acc"], abs=1e-9)
-    events = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"images": 0})
-    events.Reload()
-    assert "test/confusion_matrix" in events.Tags()["images"]
+    events = tb_events(run_dir, images=0)
+    (image,) = events.Images("test/confusion_matrix")
+    assert 200 <= image.width <= 560  # drawn for TensorBoard's card, about 230 pixels wide
+    class_tags = [tag for tag in events.Tags()["scalars"] if tag.startswith("test/class_acc/")]
+    assert sorted(class_tags) == [f"test/class_acc/class_{i}" for i in range(10)]
+    assert events.Scalars("test/class_acc/class_3")[0].value == pytest.approx(per_class["class_3"])
+    assert {"config", "overrides", "summary"} <= {tag.split("/")[0] for tag in events.Tags()["tensors"]}
     out = capsys.readouterr().out
     assert "per-class test accuracy" in out and "class_9" in out
-    metric_tags, values = hparams_of(run_dir)
-    assert metric_tags == ["val/acc_best", "test/acc"]  # the run's own scalars: the same names everywhere
-    assert values["model"] == "lenet5" and values["seed"] == 0
-    tags = set(scalars(run_dir))
+    entry = hparams_of(run_dir)
+    assert entry.metrics == ["test/acc", "val/acc_best", "val/acc", "val/loss", "train/loss"]  # its own scalars
+    assert entry.values["model"] == "lenet5" and entry.values["seed"] == 0
+    tags = set(tb_scalars(run_dir))
     assert {"val/acc_best", "test/acc"} <= tags and not {"best_val_acc", "test_acc"} & tags  # no copies
 
 
-def test_early_stopping_and_best_checkpoint_follow_val_acc(make_cfg, tmp_path, monkeypatch):
+def test_early_stopping_and_best_checkpoint_follow_val_acc(make_cfg, tmp_path, monkeypatch, capsys):
     """Validation accuracy is scripted (0.5, 0.9, 0.7, 0.6, ...): best epoch 2, patience 2 -> stop after 4."""
     scripted = iter([0.5, 0.9, 0.7, 0.6, 0.95, 0.99])
     tested_weights = {}
@@ -91,8 +88,8 @@ def test_early_stopping_and_best_checkpoint_follow_val_acc(make_cfg, tmp_path, m
 
     real_test = loop.evaluate_with_confusion
 
-    def fake_evaluate(model, loader, loss_fn, prefix="val"):
-        metrics = real_evaluate(model, loader, loss_fn, prefix)
+    def fake_evaluate(model, loader, loss_fn, prefix="val", **kwargs):
+        metrics = real_evaluate(model, loader, loss_fn, prefix, **kwargs)
         metrics["val/acc"] = next(scripted)
         return metrics
 
@@ -107,6 +104,7 @@ def test_early_stopping_and_best_checkpoint_follow_val_acc(make_cfg, tmp_path, m
 
     assert summary["epochs_run"] == 4 and summary["stopped_early"] is True
     assert summary["best_epoch"] == 2 and summary["val/acc_best"] == 0.9
+    assert "early stopping: no better val/acc for 2 epochs; best epoch 2 (val/acc 0.9000)" in capsys.readouterr().out
     assert [int(r["epoch"]) for r in read_csv(run_dir / "metrics.csv")] == [1, 2, 3, 4]
 
     best = load_checkpoint(run_dir / "checkpoints" / "best.pt")
@@ -121,8 +119,8 @@ def test_patience_zero_disables_early_stopping(make_cfg, monkeypatch):
     scripted = iter([0.9, 0.1, 0.1, 0.1])
     real_evaluate = loop.evaluate
 
-    def fake_evaluate(model, loader, loss_fn, prefix="val"):
-        metrics = real_evaluate(model, loader, loss_fn, prefix)
+    def fake_evaluate(model, loader, loss_fn, prefix="val", **kwargs):
+        metrics = real_evaluate(model, loader, loss_fn, prefix, **kwargs)
         if prefix == "val":
             metrics["val/acc"] = next(scripted)
         return metrics
@@ -177,12 +175,15 @@ def test_cli_default_layout_and_two_job_multirun(cli_main, tmp_path):
     result = cli_main("-m", *TINY_RUN, "seed=0,1", f"hydra.sweep.dir={sweep}")
     assert result.returncode == 0, result.stderr
     summaries = sorted(sweep.glob("*/summary.json"))
-    assert [p.parent.name for p in summaries] == ["0", "1"]
+    assert [p.parent.name for p in summaries] == ["0_seed=0", "1_seed=1"]  # the job and what the sweep varies
     overrides = [json.loads(p.read_text())["overrides"] for p in summaries]
     assert "seed=0" in overrides[0] and "seed=1" in overrides[1]
-    for job in ("0", "1"):
+    for job in ("0_seed=0", "1_seed=1"):
         assert (sweep / job / "run.log").is_file() and (sweep / job / ".hydra" / "config.yaml").is_file()
-    assert "Launching 2 jobs" in result.stdout + result.stderr
+    out = result.stdout + result.stderr
+    assert out.count("sweep job 1 of 2 (#0)") == 1 and "#0 : " not in out  # one announcement per job
+    assert out.count("changed from the defaults") == 2 and "tta: none" not in out  # no full config dump
+    assert f"curves and HParams: tensorboard --logdir {sweep}" in out
 
 
 def test_channels_last_changes_the_layout_not_the_numbers(make_cfg, tmp_path):

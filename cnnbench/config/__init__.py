@@ -48,8 +48,10 @@ def validate_config(cfg: DictConfig, root: str = "config") -> None:
     _check_data_format(cfg.data)
     if normalized:
         _check_normalization(cfg.data)
-    _check_model_fits_input(cfg)
-    _check_sync_bn(cfg.trainer, resolve_device(cfg.trainer.device))
+    model = _check_model_fits_input(cfg)
+    device = resolve_device(cfg.trainer.device)
+    _check_sync_bn(cfg.trainer, device)
+    _check_cuda_choices(cfg, device, model)
 
 
 def _check_sections(cfg: DictConfig, root: str) -> None:
@@ -123,12 +125,13 @@ def _check_normalization(data_cfg: DictConfig) -> None:
                                                      f"(data.in_chans={channels})")
 
 
-def _check_model_fits_input(cfg: DictConfig) -> None:
+def _check_model_fits_input(cfg: DictConfig) -> torch.nn.Module:
     """Build the model on the meta device (no memory, no init): too-small inputs and bad options surface here."""
     model_cfg, size = {**_plain(cfg.model), "init": "default"}, input_size(cfg.data)
     try:
         with torch.device("meta"):
-            build_model(model_cfg, num_classes=cfg.data.num_classes, in_chans=cfg.data.in_chans, input_size=size)
+            return build_model(model_cfg, num_classes=cfg.data.num_classes, in_chans=cfg.data.in_chans,
+                               input_size=size)
     except ConfigError:
         raise
     except Exception as err:  # a layer that refuses its size: torch's RuntimeError and the like
@@ -141,3 +144,32 @@ def _check_sync_bn(trainer_cfg: DictConfig, device: torch.device) -> None:
     if trainer_cfg.get("sync_bn") and parallel and device.type != "cuda":
         raise ConfigError("trainer.sync_bn=true is not allowed on the CPU: torch's SyncBatchNorm runs on CUDA only "
                           "(with false each process normalises with the statistics of its own part of the batch)")
+
+
+def _check_cuda_choices(cfg: DictConfig, device: torch.device, model: torch.nn.Module) -> None:
+    """Choices that only a GPU run can get wrong: a numbered GPU for several processes, a layer without a
+    deterministic CUDA backward in a deterministic run."""
+    if device.type != "cuda":
+        return
+    if device.index is not None and (cfg.trainer.get("devices", 1) > 1 or launched_by_torchrun()):
+        raise not_allowed("trainer.device", cfg.trainer.device,
+                          "cuda with several processes: each takes the GPU of its local rank (choose them with "
+                          "CUDA_VISIBLE_DEVICES)")
+    if cfg.trainer.get("deterministic"):
+        layers = nondeterministic_on_cuda(model)
+        if layers:
+            raise ConfigError(f"trainer.deterministic=true is not allowed with model={cfg.model.name} on CUDA: its "
+                              f"{layers[0]} has no deterministic CUDA backward (set trainer.deterministic=false, "
+                              f"or train on the CPU)")
+
+
+def nondeterministic_on_cuda(model: torch.nn.Module) -> list[str]:
+    """Layers whose CUDA backward has no deterministic implementation: adaptive average pooling to more than 1x1
+    (to 1x1 PyTorch takes a mean, which has one)."""
+    found = []
+    for name, layer in model.named_modules():
+        if isinstance(layer, torch.nn.AdaptiveAvgPool2d):
+            size = layer.output_size if isinstance(layer.output_size, tuple) else (layer.output_size,) * 2
+            if tuple(size) != (1, 1):
+                found.append(f"{name} = AdaptiveAvgPool2d({layer.output_size})")
+    return found

@@ -35,8 +35,8 @@ def _root_config(root: str = "config") -> dict:
 
 def known_keys(cfg: DictConfig, section: str) -> list[str]:
     """Keys `cfg.<section>` may hold: those of the option chosen (matched by name or _target_), else of any."""
-    if section == "trainer":
-        return list(_root_config()["trainer"])
+    if section in ("trainer", "console"):
+        return list(_root_config()[section])
     if section == "model":
         return ["name", "init", *model_options(cfg.model.name)]
     if section == "reported":
@@ -55,7 +55,7 @@ def _top_level_keys(root: str) -> list[str]:
 
 def check_known_keys(cfg: DictConfig, root: str) -> None:
     _reject_unknown([str(k) for k in cfg if k != "hydra"], _top_level_keys(root), parent="")
-    for section in (*SECTIONS, "reported"):
+    for section in (*SECTIONS, "reported", "console"):
         if isinstance(cfg.get(section), DictConfig):
             _reject_unknown([str(k) for k in cfg[section]], known_keys(cfg, section), parent=section)
 

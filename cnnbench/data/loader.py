@@ -27,13 +27,15 @@ class EpochPasses:
         self.generator = generator
         self.augment_generator = augment_generator or generator
         self.ranks = ranks
+        self.drop_last = False  # a training pass leaves out a last, smaller batch (set when compiling)
 
     @property
     def num_examples(self) -> int:
         raise NotImplementedError
 
     def __len__(self) -> int:
-        return steps_per_pass(self.num_examples, self.batch_size, self.ranks, training=self.shuffle)
+        return steps_per_pass(self.num_examples, self.batch_size, self.ranks, training=self.shuffle,
+                              drop_last=self.drop_last)
 
     def draw_order(self) -> torch.Tensor | None:
         """A new epoch's permutation of the whole set, the same on every rank (None when not shuffling)."""
@@ -73,7 +75,7 @@ class DeviceLoader(EpochPasses):
         if order is not None:
             order = order.to(self.device)
         for index in batch_indices(order, len(self.labels), self.batch_size, self.ranks, start_step, self.device,
-                                   training=self.shuffle):
+                                   training=self.shuffle, drop_last=self.drop_last):
             if isinstance(index, torch.Tensor) and len(index) == 0:
                 continue  # an evaluation batch smaller than the world size: other ranks take its images
             yield self.transform(self.images[index], self.augment_generator), self.labels[index]

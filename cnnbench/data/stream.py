@@ -79,6 +79,7 @@ class FolderLoader(EpochPasses):
         """Dataset positions of this rank's batches; an empty part (a batch smaller than the world size) is left out."""
         count = self.num_examples if order is None else len(order)
         order = None if order is None else order.cpu()
-        parts = batch_indices(order, count, self.batch_size, self.ranks, start_step, training=self.shuffle)
+        parts = batch_indices(order, count, self.batch_size, self.ranks, start_step, training=self.shuffle,
+                              drop_last=self.drop_last)
         planned = [self.positions[index].tolist() for index in parts]
         return [part for part in planned if part]

@@ -89,7 +89,7 @@ def restore(path: Path, setup: TrainSetup, loader, patience: int | None, model_n
                             f"{model_name} (pass the same model=, or another trainer.resume)")
     try:
         setup.module.load_state_dict(checkpoint["model"])
-        setup.optimizer.load_state_dict(checkpoint["optimizer"])
+        load_optimizer_state(setup.optimizer, checkpoint["optimizer"])
         if setup.scheduler is not None and checkpoint.get("scheduler") is not None:
             setup.scheduler.load_state_dict(checkpoint["scheduler"])
         if setup.ema is not None and checkpoint.get("ema") is not None:
@@ -97,7 +97,7 @@ def restore(path: Path, setup: TrainSetup, loader, patience: int | None, model_n
     except (RuntimeError, KeyError, ValueError) as err:
         first_line = str(err).strip().splitlines()[0]
         raise CnnbenchError(f"checkpoint {path} does not fit this model/optimizer: {first_line}") from err
-    set_rng_state(_rank_rng(checkpoint, path), loader)
+    set_rng_state(_rank_rng(checkpoint, path), loader, path)
     stopper = EarlyStopping(patience)
     stopper.load_state_dict(checkpoint["early_stopping"])
     cursor = None
@@ -115,11 +115,24 @@ def restore(path: Path, setup: TrainSetup, loader, patience: int | None, model_n
                     epoch_at_target=history.get("epoch_at_target"), time_to_target_s=history.get("time_to_target_s"))
 
 
+def load_optimizer_state(optimizer: torch.optim.Optimizer, saved: dict) -> None:
+    """The saved moments and steps, with this run's implementation: `load_state_dict` would also take `fused` and
+    `foreach` from the file, so a CPU-written last.pt would train unfused on a GPU."""
+    chosen = [{key: group[key] for key in IMPLEMENTATION if key in group} for group in optimizer.param_groups]
+    optimizer.load_state_dict(saved)
+    for group, implementation in zip(optimizer.param_groups, chosen, strict=True):
+        group.update(implementation)
+
+
+IMPLEMENTATION = ("fused", "foreach", "capturable", "differentiable")
+
+
 def rng_state(loader) -> dict:
-    """The random state that shapes what comes next: torch's (dropout), CUDA's, the loader's order and augmentation."""
-    state = {"torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+    """The random state that shapes what comes next: torch's (dropout), the run's own GPU's, the loader's order and
+    augmentation (generators on the loader's device, which is why the device type is kept with them)."""
+    state = {"torch": torch.get_rng_state(), "device": loader.device.type}
+    if loader.device.type == "cuda":
+        state["cuda_device"] = torch.cuda.get_rng_state(loader.device)
     if loader.generator is not None:
         state["data"] = loader.generator.get_state()
     if loader.augment_generator is not loader.generator:
@@ -127,10 +140,18 @@ def rng_state(loader) -> dict:
     return state
 
 
-def set_rng_state(state: dict, loader) -> None:
+def set_rng_state(state: dict, loader, path: Path | str = "last.pt") -> None:
+    saved_on = state.get("device", "cuda" if "cuda" in state else "cpu")  # older files: one state per visible GPU
+    if saved_on != loader.device.type:
+        raise CnnbenchError(f"{path} was written by a run on {saved_on} and its data order and augmentation are "
+                            f"random streams of that device; continue it with trainer.device={saved_on}")
     torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    if "cuda_device" in state:
+        torch.cuda.set_rng_state(state["cuda_device"], loader.device)
+    elif "cuda" in state and loader.device.type == "cuda":
+        own = loader.device.index or 0
+        if own < len(state["cuda"]):
+            torch.cuda.set_rng_state(state["cuda"][own], loader.device)
     if loader.generator is not None and "data" in state:
         loader.generator.set_state(state["data"])
     if loader.augment_generator is not loader.generator and "augment" in state:

@@ -1,7 +1,9 @@
 """The confusion matrix as a picture for TensorBoard, drawn with PIL: rows are the true classes, columns the
-predicted ones, each cell coloured by its share of the row and labelled with its count.
+predicted ones (by number), each cell coloured by its share of the row and labelled with it in percent.
 
-Drawn at a size that stays readable where TensorBoard shows it (a few hundred pixels wide), in milliseconds.
+TensorBoard scales an image down to its card (about 200-250 pixels wide on a laptop screen), so the picture is
+small and its text large: two or three digits per cell stay readable where four-digit counts would not (the
+counts are in summary.json and in the console's per-class table).
 """
 
 from __future__ import annotations
@@ -11,8 +13,8 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 LIGHT, DARK = np.array([247, 251, 255]), np.array([8, 48, 107])  # the ends of matplotlib's "Blues"
-MAX_NAME = 14  # characters of a class name shown
-CORNER = "true \\ predicted"
+MAX_NAME = 12  # characters of a class name shown
+GRID = 360  # pixels of the cells together, at most
 
 
 def _font(size: int) -> ImageFont.ImageFont:
@@ -28,37 +30,35 @@ def _text_size(draw: ImageDraw.ImageDraw, text: str, font) -> tuple[int, int]:
 
 
 def confusion_image(confusion: torch.Tensor, classes: list[str], title: str = "") -> np.ndarray:
-    """An RGB uint8 array (H, W, 3) of the row-normalised confusion matrix with counts in the cells."""
+    """An RGB uint8 array (H, W, 3) of the row-normalised confusion matrix, each cell's percentage in it;
+    `title` may have several lines (the run, its test accuracy)."""
     counts = confusion.numpy().astype(np.int64)
     rates = counts / counts.sum(1, keepdims=True).clip(min=1)
     n = len(classes)
-    cell = int(np.clip(480 // max(n, 1), 6, 64))
-    font, small = _font(max(cell // 3, 10)), _font(max(min(cell // 3, 14), 9))
-    names = [name if len(name) <= MAX_NAME else name[: MAX_NAME - 1] + "…" for name in classes]
+    cell = int(np.clip(GRID // max(n, 1), 4, 40))
+    cell_font, label_font = _font(max(cell // 2, 9)), _font(16)
+    names = [f"{name if len(name) <= MAX_NAME else name[: MAX_NAME - 1] + '…'}  {i}" for i, name in enumerate(classes)]
     probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
-    name_width = max(_text_size(probe, name, small)[0] for name in names) + 10
-    corner_width, corner_height = _text_size(probe, CORNER, small)
-    title_height = _text_size(probe, title or "x", small)[1] + 12
-    left = max(name_width + 18, corner_width + 16)
-    top = title_height + max(name_width, corner_height + 12)
-    image = Image.new("RGB", (left + n * cell + 8, top + n * cell + 8), "white")
+    lines = (title.splitlines() or [""]) + ["rows: true class, columns: predicted, cells: % of the row"]
+    line_height = _text_size(probe, "Xg", label_font)[1] + 6
+    left = max(_text_size(probe, name, label_font)[0] for name in names) + 12
+    top = len(lines) * line_height + 8 + line_height
+    width = max(left + n * cell + 8, max(_text_size(probe, line, label_font)[0] for line in lines) + 12)
+    image = Image.new("RGB", (width, top + n * cell + 8), "white")
     draw = ImageDraw.Draw(image)
-    draw.text((6, 4), title, fill="black", font=small)
+    for k, line in enumerate(lines):
+        draw.text((6, 4 + k * line_height), line, fill="black" if k < len(lines) - 1 else "gray", font=label_font)
     for i in range(n):
         y = top + i * cell
-        draw.text((left - 8, y + cell // 2), names[i], fill="black", font=small, anchor="rm")
+        draw.text((left - 6, y + cell // 2), names[i], fill="black", font=label_font, anchor="rm")
         for j in range(n):
             x = left + j * cell
             colour = tuple(int(v) for v in LIGHT + (DARK - LIGHT) * rates[i, j])
             draw.rectangle([x, y, x + cell - 1, y + cell - 1], fill=colour)
-            if cell >= 20:
-                draw.text((x + cell // 2, y + cell // 2), str(counts[i, j]), font=font, anchor="mm",
+            if cell >= 20 and counts[i, j]:
+                draw.text((x + cell // 2, y + cell // 2), f"{100 * rates[i, j]:.0f}", font=cell_font, anchor="mm",
                           fill="white" if rates[i, j] > 0.5 else "black")
-    for j, name in enumerate(names):  # column names, written upwards above their column
-        width, height = _text_size(probe, name, small)
-        label = Image.new("RGB", (width + 4, height + 6), "white")
-        ImageDraw.Draw(label).text((2, 0), name, fill="black", font=small)
-        rotated = label.rotate(90, expand=True)
-        image.paste(rotated, (left + j * cell + (cell - rotated.width) // 2, top - rotated.height - 4))
-    draw.text((left - 8, top - 6), CORNER, fill="gray", font=small, anchor="rb")
+    if cell >= 14:
+        for j in range(n):
+            draw.text((left + j * cell + cell // 2, top - 4), str(j), fill="black", font=label_font, anchor="mb")
     return np.asarray(image)

@@ -14,6 +14,7 @@ from . import loop
 from . import metrics as m
 from .checkpoint import load_checkpoint, save_checkpoint, save_last
 from .confusion import confusion_image
+from .dashboard import class_tag
 from .output import EpochProgress, per_class_accuracy, print_per_class
 from .setup import TrainSetup
 from .state import EarlyStopping, FitState
@@ -59,7 +60,7 @@ def fit(setup: TrainSetup, data, settings: FitSettings, logger, state: FitState 
             break
         started = time.perf_counter()
         lr = state.cursor.lr if state.cursor else setup.optimizer.param_groups[0]["lr"]
-        progress.start(f"epoch {epoch}/{settings.epochs}", steps)
+        progress.start(f"epoch {epoch}/{settings.epochs}{time_left(state, settings.epochs - epoch + 1)}", steps)
         try:
             train = loop.train_one_epoch(setup, data.train, steps, cursor=state.cursor, stop=stop,
                                          on_step=progress.step, check_every=settings.progress_every)
@@ -76,6 +77,9 @@ def fit(setup: TrainSetup, data, settings: FitSettings, logger, state: FitState 
         with setup.autocast():
             val = loop.evaluate(setup.evaluated, data.val, setup.loss_fn, prefix="val", tta=setup.tta)
         improved = state.stopper.update(val[m.MONITOR], epoch)
+        if state.stopper.should_stop and epoch < settings.epochs:
+            logger.console.print(f"early stopping: no better {m.MONITOR} for {settings.patience} epochs; best epoch "
+                                 f"{state.stopper.best_epoch} ({m.VAL_ACC} {state.stopper.best:.4f})", highlight=False)
         if state.first_step_s is None:
             state.first_step_s = train["train/first_step_s"]
         state.train_examples.append(train["train/examples"])
@@ -107,6 +111,17 @@ def fit(setup: TrainSetup, data, settings: FitSettings, logger, state: FitState 
     return summarize(state, settings.epochs)
 
 
+def time_left(state: FitState, epochs_left: int) -> str:
+    """`, ~3m20s left in the run` from the mean epoch time so far (early stopping may make it shorter)."""
+    times = [row[m.EPOCH_S] for row in state.epoch_metrics if m.EPOCH_S in row]
+    if not times:
+        return ""
+    seconds = round(sum(times) / len(times) * epochs_left)
+    shown = f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else \
+        f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+    return f", ~{shown} left in the run"
+
+
 def summarize(state: FitState, epochs: int) -> dict:
     """The run's training results under the shared metric names (summary.json)."""
     # Throughput leaves out the first epoch (warm-up, allocator growth) whenever there is another.
@@ -124,17 +139,19 @@ def summarize(state: FitState, epochs: int) -> dict:
     }
 
 
-def final_test(setup: TrainSetup, data, checkpoints: Path, logger, step: int) -> dict:
-    """Reload best.pt and evaluate it on the test set: test/loss, test/acc, test/per_class_acc, confusion image."""
+def final_test(setup: TrainSetup, data, checkpoints: Path, logger, step: int, run_name: str = "") -> dict:
+    """Reload best.pt and evaluate it on the test set: test/loss, test/acc, test/per_class_acc (and in TensorBoard
+    test/class_acc/<class>), the confusion image titled with `run_name`."""
     best = load_checkpoint(checkpoints / "best.pt", map_location=data.test.device)
     setup.evaluated.load_state_dict(best["model"])
     with setup.autocast():
         test, confusion = loop.evaluate_with_confusion(setup.evaluated, data.test, setup.loss_fn, len(data.classes),
                                                        prefix="test", tta=setup.tta)
     per_class = per_class_accuracy(confusion, data.classes)
-    logger.log_test(test, step=step)
+    logger.log_test({**test, **{class_tag(name): acc for name, acc in per_class.items() if acc is not None}}, step=step)
     if distributed.is_main():
-        title = f"test/confusion_matrix: best checkpoint (epoch {best['epoch']}), {int(confusion.sum()):,} images"
+        result = f"{m.TEST_ACC} {test[m.TEST_ACC]:.4f}, best epoch {best['epoch']}, {int(confusion.sum()):,} images"
+        title = f"{run_name}\n{result}" if run_name else result
         logger.log_image("test/confusion_matrix", confusion_image(confusion, data.classes, title), step)
     print_per_class(logger.console, per_class, confusion, title="per-class test accuracy (best checkpoint)")
     return {**test, m.TEST_PER_CLASS_ACC: per_class}

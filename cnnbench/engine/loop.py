@@ -118,10 +118,12 @@ def stop_now(stop: StopFlag, at_check: bool, device: torch.device) -> bool:
 
 
 def training_step(setup: TrainSetup, images: torch.Tensor, labels: torch.Tensor):
+    setup.optimizer.zero_grad(set_to_none=True)  # before the forward: CUDA graphs replay into fresh gradients
+    if setup.cudagraphs:
+        torch.compiler.cudagraph_mark_step_begin()
     with setup.autocast():
         logits = setup.model(images)
         loss = setup.loss_fn(logits, labels)
-    setup.optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if setup.grad_clip:
         nn.utils.clip_grad_norm_(setup.model.parameters(), max_norm=setup.grad_clip)
@@ -189,8 +191,8 @@ def _evaluate(model: nn.Module, loader, loss_fn: nn.Module, num_classes: int | N
         loss_sum += loss_fn(logits, labels) * len(labels)
         correct += (predicted == labels).sum()
         if num_classes:
-            confusion += torch.bincount(labels * num_classes + predicted,
-                                        minlength=num_classes * num_classes).view(num_classes, num_classes)
+            cells = labels * num_classes + predicted  # scatter_add_, unlike bincount, never waits for the GPU
+            confusion.view(-1).scatter_add_(0, cells, torch.ones_like(cells))
         seen += len(labels)
     distributed.all_reduce_sum(confusion)
     loss_total, correct_total, seen_total = summed_over_ranks(loss_sum, correct, seen)

@@ -9,6 +9,7 @@ LR = "lr"
 TRAIN_LOSS, TRAIN_ACC = "train/loss", "train/acc"
 VAL_LOSS, VAL_ACC, VAL_ACC_BEST = "val/loss", "val/acc", "val/acc_best"
 TEST_LOSS, TEST_ACC, TEST_PER_CLASS_ACC = "test/loss", "test/acc", "test/per_class_acc"
+TEST_CLASS_ACC = "test/class_acc"  # TensorBoard: test/class_acc/<class>, one scalar per class
 TRAIN_EXAMPLES_PER_S = "throughput/train_examples_per_s"
 EPOCH_S, WALL_S, FIRST_STEP_S = "time/epoch_s", "time/wall_s", "time/first_step_s"
 ELAPSED_S = "time/elapsed_s"  # seconds since the run started (start-up included; resumed runs: all sessions)

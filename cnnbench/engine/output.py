@@ -6,18 +6,20 @@ from __future__ import annotations
 import csv
 import logging
 import os
+import time
+import warnings
 from pathlib import Path
 
 import torch
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.syntax import Syntax
 from rich.table import Table
 from torch.utils.tensorboard import SummaryWriter
-from torch.utils.tensorboard.summary import hparams as hparams_summaries
 
 from ..runtime.files import atomic_write
 from . import metrics as m
+from .dashboard import LAYOUT, HParam, code_block, summary_markdown, write_hparams
 
 log = logging.getLogger(__name__)
 
@@ -26,18 +28,17 @@ ROW_FORMAT = (("epoch", "epoch", "{:>5d}"), ("lr", m.LR, "{:>9.5f}"), ("train/lo
               ("train/acc", m.TRAIN_ACC, "{:>9.4f}"), ("val/loss", m.VAL_LOSS, "{:>8.4f}"),
               ("val/acc", m.VAL_ACC, "{:>7.4f}"), ("img/s", m.TRAIN_EXAMPLES_PER_S, "{:>8.0f}"),
               ("time", m.EPOCH_S, "{:>6.1f}s"))
-# What the HParams tab ranks runs by: scalars every finished run has already written under these tags.
-HPARAMS_METRICS = (m.VAL_ACC_BEST, m.TEST_ACC)
 
 
 class EpochProgress:
-    """A rich progress bar over one epoch's batches, refreshed every `every` steps; silent off a terminal."""
+    """A rich progress bar over one epoch's batches, refreshed every `every` steps, with the time left in the
+    epoch and (`description`) in the run; silent off a terminal."""
 
     def __init__(self, console: Console, every: int = 10):
         self.every = max(int(every), 1)
         self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TimeElapsedColumn(), console=console, transient=True,
-                                 disable=not console.is_terminal)
+                                 TimeElapsedColumn(), TextColumn("epoch left"), TimeRemainingColumn(),
+                                 console=console, transient=True, disable=not console.is_terminal)
         self.task = None
 
     def start(self, description: str, total: int) -> None:
@@ -55,8 +56,15 @@ class EpochProgress:
         self.progress.stop()
 
 
+def events_dir(run_dir: Path) -> Path:
+    """Where a run's event files are: the run directory itself, so that TensorBoard names the run after it (a sweep
+    job's directory carries its overrides); runs written before that keep theirs in <run dir>/tensorboard/."""
+    old = Path(run_dir) / "tensorboard"
+    return old if old.is_dir() else Path(run_dir)
+
+
 class RunLogger:
-    """TensorBoard events under <run dir>/tensorboard, metrics.csv and the console's epoch rows."""
+    """TensorBoard events in the run directory, metrics.csv and the console's epoch rows."""
 
     def __init__(self, run_dir: Path, console: Console, resume_epoch: int | None = None,
                  rows: list[dict] | None = None):
@@ -65,7 +73,10 @@ class RunLogger:
         self.run_dir = Path(run_dir)
         self.console = console
         purge = None if resume_epoch is None else resume_epoch + 1
-        self.writer = SummaryWriter(log_dir=str(self.run_dir / "tensorboard"), purge_step=purge)
+        self.events_dir = events_dir(self.run_dir)
+        self.writer = SummaryWriter(log_dir=str(self.events_dir), purge_step=purge)
+        self.hparams: list[HParam] = []
+        self.started = time.time()
         self.csv_path = self.run_dir / "metrics.csv"
         self.header_printed = False
         if resume_epoch is not None:
@@ -107,11 +118,34 @@ class RunLogger:
         self.writer.add_image(tag, image, step, dataformats="HWC")
         self.writer.flush()
 
-    def log_hparams(self, hparams: dict) -> None:
-        """This run's HParams entry, beside its curves: the metric columns are the run's own val/acc_best and
-        test/acc scalars (no copies of them under other names)."""
-        for summary in hparams_summaries(hparams, dict.fromkeys(HPARAMS_METRICS, 0.0)):
-            self.writer.file_writer.add_summary(summary)
+    def start_dashboard(self, config_yaml: str, overrides: list[str], hparams: list[HParam], step: int = 0) -> None:
+        """The Custom Scalars layout, the config and overrides as text, and the run's HParams entry (running)."""
+        self.hparams = hparams
+        self.writer.add_custom_scalars(LAYOUT)
+        self.writer.add_text("config", code_block(config_yaml), step)
+        self.writer.add_text("overrides", code_block("\n".join(overrides)), step)
+        self.writer.flush()
+        write_hparams(self.events_dir, hparams, "running", self.started)
+
+    def end_dashboard(self, summary: dict, status: str, step: int) -> None:
+        """The summary as text and the HParams entry's ending: success, or failure for anything but completed."""
+        self.writer.add_text("summary", summary_markdown(summary), step)
+        self.writer.flush()
+        if self.hparams:
+            write_hparams(self.events_dir, self.hparams, status, self.started)
+
+    def log_graph(self, model: torch.nn.Module, example: torch.Tensor) -> None:
+        """The model's graph in the Graphs tab (traced once; the tracer's warnings go to run.log, not the console)."""
+        training = model.training
+        model.eval()  # BatchNorm after a linear layer refuses a training batch this small; no dropout draws
+        try:
+            with warnings.catch_warnings(record=True) as caught, torch.no_grad():
+                warnings.simplefilter("always")
+                self.writer.add_graph(model, example)
+        finally:
+            model.train(training)
+        for warning in caught:
+            log.debug("add_graph: %s", warning.message)
         self.writer.flush()
 
     def close(self) -> None:
@@ -154,7 +188,13 @@ class NullLogger:
     def log_image(self, tag: str, image, step: int) -> None:
         pass
 
-    def log_hparams(self, hparams: dict) -> None:
+    def start_dashboard(self, config_yaml: str, overrides: list[str], hparams: list[HParam], step: int = 0) -> None:
+        pass
+
+    def end_dashboard(self, summary: dict, status: str, step: int) -> None:
+        pass
+
+    def log_graph(self, model, example) -> None:
         pass
 
     def close(self) -> None:
@@ -170,12 +210,16 @@ def run_console(is_main: bool) -> Console:
     return Console(file=open(os.devnull, "w"), quiet=True)  # noqa: SIM115 (lives as long as the process)
 
 
-def print_config(console: Console, yaml_text: str) -> None:
+def print_config(console: Console, yaml_text: str, shown: str | None = None) -> None:
+    """The whole config to run.log; to the console `shown` (console.config: the differences, all, or nothing)."""
     log.info("config:\n%s", yaml_text)
-    if console.is_terminal:
+    shown = yaml_text if shown is None else shown
+    if not shown:
+        return
+    if console.is_terminal and shown == yaml_text:
         console.print(Syntax(yaml_text, "yaml", theme="ansi_dark", background_color="default"))
     else:
-        console.print(yaml_text, highlight=False, markup=False, end="")
+        console.print(shown, highlight=False, markup=False, end="")
 
 
 def print_header(console: Console, summary: dict, run_dir: Path, resuming_at: str | None,
@@ -202,7 +246,7 @@ def print_result(console: Console, summary: dict, run_dir: Path, compiled: bool 
                       f"later epochs ran at {summary[m.TRAIN_EXAMPLES_PER_S]:,.0f} img/s", highlight=False)
     console.print(f"{m.TEST_ACC} {summary[m.TEST_ACC]:.4f} (best epoch {summary['best_epoch']}, "
                   f"{m.VAL_ACC} {summary[m.VAL_ACC_BEST]:.4f}) in {summary[m.WALL_S]:.1f}s; "
-                  f"results in {run_dir}", style="bold", highlight=False)
+                  f"results in {run_dir}; curves: tensorboard --logdir {run_dir}", style="bold", highlight=False)
 
 
 # --- per class ---------------------------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ class TrainSetup:
     ema: AveragedModel | None = None  # an exponential moving average of the weights (trainer.ema_decay)
     tta: str = "none"  # test-time augmentation of validation and test (trainer.tta)
     mix: Callable | None = None  # mixup / cutmix of each training batch (data.mixup_alpha, data.cutmix_alpha)
+    cudagraphs: bool = False  # trainer.compile=reduce-overhead on CUDA: each step is marked for CUDA graphs
 
     @property
     def module(self) -> nn.Module:
@@ -73,10 +74,21 @@ def build_setup(model: nn.Module, make_optimizer: Callable[..., torch.optim.Opti
     optimizer = fused_if_possible(make_optimizer, parameter_groups(module, settings.decay_norm_and_bias), device)
     scheduler = make_scheduler(optimizer, total_steps=steps_per_epoch * epochs, steps_per_epoch=steps_per_epoch)
     if device.type == "cuda":
-        torch.backends.cudnn.benchmark = cudnn_benchmark(device, settings.deterministic)
+        use_cuda(device, settings.deterministic)
     ema = moving_average(module, settings.ema_decay) if settings.ema_decay else None
     return TrainSetup(model, optimizer, nn.CrossEntropyLoss(label_smoothing=settings.label_smoothing), scheduler,
-                      settings.grad_clip, amp=use_amp(settings.amp, device), ema=ema, tta=settings.tta, mix=mix)
+                      settings.grad_clip, amp=use_amp(settings.amp, device), ema=ema, tta=settings.tta, mix=mix,
+                      cudagraphs=device.type == "cuda" and settings.compile == "reduce-overhead")
+
+
+def use_cuda(device: torch.device, deterministic: bool) -> None:
+    """This process's GPU (pinned-memory threads, graph pools and stray allocations follow it), cuDNN's kernel
+    choice, and TF32 for the fp32 matrix products (trainer.amp=false); a deterministic run keeps exact fp32 and
+    cuDNN's deterministic kernels."""
+    torch.cuda.set_device(device)
+    torch.backends.cudnn.benchmark = cudnn_benchmark(device, deterministic)
+    torch.backends.cudnn.deterministic = deterministic
+    torch.set_float32_matmul_precision("highest" if deterministic else "high")
 
 
 def moving_average(module: nn.Module, decay: float) -> AveragedModel:

@@ -157,3 +157,46 @@ def resnet34(num_classes: int = 10, in_chans: int = 1, stem: str = "small") -> R
 @register_model
 def resnet50(num_classes: int = 10, in_chans: int = 1, stem: str = "small") -> ResNet:
     return _resnet("resnet50", num_classes, in_chans, stem)
+
+
+class SmallResNet(nn.Module):
+    """cnnbench's own: the seed's BasicBlock in a short, narrow stack for 28x28/32x32 inputs on a CPU.
+
+    Stem 3x3 conv to `widths[0]` (stride `stem_stride`: 2 halves the resolution before any block), then one
+    stage per width of `depths[i]` BasicBlocks (the first of each stage after the first halves the resolution),
+    global average pooling and a linear head; the seed's init.
+    """
+
+    def __init__(self, num_classes: int = 10, in_chans: int = 1, widths=(32, 64, 128), depths=(1, 1, 1),
+                 stem_stride: int = 1):
+        super().__init__()
+        widths, depths = tuple(int(w) for w in widths), tuple(int(d) for d in depths)
+        if not widths or len(widths) != len(depths) or min(widths) < 1 or min(depths) < 1:
+            raise ConfigError(f"model.widths and model.depths must be lists of positive integers of the same "
+                              f"length, got {list(widths)} and {list(depths)}")
+        if stem_stride not in (1, 2):
+            raise ConfigError(f"model.stem_stride must be 1 or 2, got {stem_stride}")
+        self.stem = nn.Sequential(nn.Conv2d(in_chans, widths[0], 3, stride=stem_stride, padding=1, bias=False),
+                                  nn.BatchNorm2d(widths[0]), nn.ReLU(inplace=True))
+        stages, in_planes = [], widths[0]
+        for i, (width, depth) in enumerate(zip(widths, depths, strict=True)):
+            blocks = []
+            for j in range(depth):
+                blocks.append(BasicBlock(in_planes, width, stride=2 if i > 0 and j == 0 else 1))
+                in_planes = width
+            stages.append(nn.Sequential(*blocks))
+        self.stages = nn.Sequential(*stages)
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.flatten = nn.Flatten()
+        self.classifier = nn.Linear(in_planes, num_classes)
+        ResNet._init_weights(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.flatten(self.avgpool(self.stages(self.stem(x)))))
+
+
+@register_model
+def resnet_small(num_classes: int = 10, in_chans: int = 1, widths=(32, 64, 128), depths=(1, 1, 1),
+                 stem_stride: int = 1) -> SmallResNet:
+    return SmallResNet(num_classes=num_classes, in_chans=in_chans, widths=widths, depths=depths,
+                       stem_stride=stem_stride)

@@ -94,14 +94,15 @@ def rank_device(device: torch.device, local_rank: int) -> torch.device:
 # --- which images each rank takes -------------------------------------------------------------------------
 
 def batch_indices(order: torch.Tensor | None, count: int, batch_size: int, ranks: Ranks, start_step: int = 0,
-                  device: torch.device | None = None, training: bool = False) -> Iterator[slice | torch.Tensor]:
+                  device: torch.device | None = None, training: bool = False,
+                  drop_last: bool = False) -> Iterator[slice | torch.Tensor]:
     """The positions of each batch of a pass over `count` images in `order` (None = 0..count-1), from `start_step`.
 
     `batch_size` is the global batch: in a data-parallel run rank r takes every world_size-th image of each
     global batch from the r-th on, so the ranks together see exactly the batches one process would. Parts
     may be empty (an evaluation batch smaller than the world size); a `training` pass leaves such a batch out.
     """
-    for step in range(start_step, steps_per_pass(count, batch_size, ranks, training)):
+    for step in range(start_step, steps_per_pass(count, batch_size, ranks, training, drop_last)):
         start, stop = step * batch_size, min((step + 1) * batch_size, count)
         if ranks.world_size == 1:
             yield slice(start, stop) if order is None else order[start:stop]
@@ -110,11 +111,13 @@ def batch_indices(order: torch.Tensor | None, count: int, batch_size: int, ranks
             yield positions[ranks.rank::ranks.world_size]
 
 
-def steps_per_pass(count: int, batch_size: int, ranks: Ranks, training: bool) -> int:
+def steps_per_pass(count: int, batch_size: int, ranks: Ranks, training: bool, drop_last: bool = False) -> int:
     """Batches in a pass; a training pass of several ranks skips a last batch too small to give each rank an image
-    (every rank must take part in every step)."""
+    (every rank must take part in every step), and with `drop_last` any last batch smaller than the others (a
+    compiled model would otherwise be compiled again for its shape)."""
     steps = math.ceil(count / batch_size)
-    if training and 0 < count % batch_size < ranks.world_size:
+    short = count % batch_size
+    if training and (0 < short < ranks.world_size or drop_last and short and count > batch_size):
         steps -= 1
     return steps
 

@@ -7,6 +7,7 @@ in memory until `attach(run_dir)` opens `<run_dir>/run.log`; a launch that never
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from pathlib import Path
 
@@ -31,6 +32,8 @@ class RunLog(logging.Handler):
             else:
                 self.file.write(line)
                 self.file.flush()
+        except OSError:  # a full disk or a lost directory: the console's one line says what failed
+            pass
         except Exception:  # logging must never stop a run
             self.handleError(record)
 
@@ -56,7 +59,8 @@ class RunLog(logging.Handler):
         self.acquire()
         try:
             if self.file is not None:
-                self.file.close()
+                with contextlib.suppress(OSError):  # a full disk: the console's one line said what failed
+                    self.file.close()
             self.file, self.path, self.pending = None, None, []
         finally:
             self.release()

@@ -1,5 +1,5 @@
 """Sweeps: which job this is, how many CPU threads each of its processes takes, the plugins a sweep may need,
-what the HParams tab shows of a job, and the sweep's closing line.
+and the sweep's closing line (what a job is called and shows in TensorBoard: `job_labels`).
 
 `hydra/launcher=joblib` runs `hydra.launcher.n_jobs` jobs at once in worker processes on this machine; the basic
 launcher runs one job at a time, and `hydra/launcher=slurm` gives every job an allocation of its own. A job that
@@ -25,7 +25,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from .distributed import THREADS_VARIABLE
-from .overrides import Override, parse_overrides, settings_of
+from .overrides import Override, parse_overrides
 
 log = logging.getLogger(__name__)
 
@@ -102,11 +102,8 @@ def sweep_job_line() -> str | None:
 def sweep_size(multirun_yaml: Path) -> int | None:
     """Number of jobs of a basic-sweeper sweep, from the command line Hydra saved in multirun.yaml."""
     try:
-        saved = OmegaConf.load(multirun_yaml).hydra
-        params = saved.sweeper.get("params") or {}
-        lines = [f"{key}={value}" for key, value in params.items()] + list(saved.overrides.task)
         sizes = {}
-        for override in parse_overrides(lines):  # the command line (last) wins per key
+        for override in sweep_overrides(multirun_yaml):
             if override.open_sweep:
                 return None
             sizes[override.key] = len(override.sweep) if override.sweep else 1
@@ -116,28 +113,12 @@ def sweep_size(multirun_yaml: Path) -> int | None:
         return None
 
 
-def hparams(config: dict, overrides: list[str]) -> dict[str, float | int | str | bool]:
-    """The run's settings for TensorBoard's HParams tab: the main knobs plus every command-line override."""
-    values = {
-        "model": config["model"]["name"], "data": config["data"]["name"],
-        "optimizer": str(config["optimizer"]["_target_"]).rsplit(".", 1)[-1],
-        "optimizer.lr": config["optimizer"]["lr"], "data.batch_size": config["data"]["batch_size"],
-        "trainer.epochs": config["trainer"]["epochs"], "seed": config["seed"],
-    }
-    for key in settings_of(overrides):
-        value = _select(config, key)
-        if not isinstance(value, dict):
-            values[key] = value if isinstance(value, int | float | str | bool) else str(value)
-    return values
-
-
-def _select(config: dict, dotted: str):
-    node = config
-    for part in dotted.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return node
+def sweep_overrides(multirun_yaml: Path) -> list[Override]:
+    """The sweep's overrides as multirun.yaml saved them: the sweeper's params, then the command line (which wins)."""
+    saved = OmegaConf.load(multirun_yaml).hydra
+    params = saved.sweeper.get("params") or {}
+    lines = [f"{key}={value}" for key, value in params.items()] + list(saved.overrides.task)
+    return list({o.key: o for o in parse_overrides(lines)}.values())
 
 
 # --- cores per process ---------------------------------------------------------------------------------------
@@ -245,7 +226,8 @@ class SweepSummary(Callback):
         notes = Counter(job["note"] for job in jobs if job.get("note"))
         counts = ", ".join(f"{n} {status}" for status, n in statuses.most_common())
         counts += "".join(f" ({n} {note})" for note, n in notes.items())
-        print(f"sweep finished: {len(jobs)} jobs, {counts}; leaderboard: python -m cnnbench.report {sweep_dir}",
+        print(f"sweep finished: {len(jobs)} jobs, {counts}; leaderboard: python -m cnnbench.report {sweep_dir}; "
+              f"curves and HParams: tensorboard --logdir {sweep_dir}",
               flush=True)
         if set(statuses) - {"completed"}:
             sys.exit(1)

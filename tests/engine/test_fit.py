@@ -53,8 +53,8 @@ def scripted_val_acc(monkeypatch):
         scripted = iter(values)
         real = loop.evaluate
 
-        def evaluate(model, data, loss_fn, prefix="val"):
-            return {**real(model, data, loss_fn, prefix), f"{prefix}/acc": next(scripted)}
+        def evaluate(model, data, loss_fn, prefix="val", **kwargs):
+            return {**real(model, data, loss_fn, prefix, **kwargs), f"{prefix}/acc": next(scripted)}
 
         monkeypatch.setattr(loop, "evaluate", evaluate)
 

@@ -17,6 +17,7 @@ from cnnbench.errors import ConfigError
 from cnnbench.inspect import inspect_model
 from cnnbench.models import build_model, conv_output_size, create_model, get_model_factory, list_models
 from cnnbench.models.batchnorm import BatchNorm
+from cnnbench.models.resnet import BasicBlock
 from cnnbench.models.shapes import min_input_size, spatial_path
 from tests.conftest import REPO
 from tests.models.seed_reference import SEED_NETWORKS
@@ -47,7 +48,7 @@ def make(name: str, in_chans: int = 1, size: int = 28, num_classes: int = 10, **
 
 def options_for(name: str, size: int) -> dict:
     """Keep the suite fast: ResNets take the d2l stem at 96/224, VGG-11 the book's quarter width."""
-    if name.startswith("resnet") and size >= 96:
+    if name.startswith("resnet") and name != "resnet_small" and size >= 96:
         return {"stem": "imagenet"}
     if name == "vgg11" and size >= 96:
         return {"width_div": 4}
@@ -107,11 +108,27 @@ def test_refusal_message_names_the_resize():
 
 # --- parameters as the seeds' code builds them ---------------------------------------------------------
 
+OWN_MODELS = {"resnet_small"}  # cnnbench's own, built from a seed's blocks (tested below)
+
+
 def test_every_registered_model_has_a_seed_reference():
-    assert sorted(SEED_NETWORKS) == list_models()
+    assert sorted(SEED_NETWORKS) == sorted(set(list_models()) - OWN_MODELS)
 
 
-@pytest.mark.parametrize("name", list_models())
+def test_resnet_small_is_the_seeds_basic_block_in_a_short_stack():
+    model = make("resnet_small")
+    blocks = [m for m in model.modules() if isinstance(m, BasicBlock)]
+    assert len(blocks) == 3 and [b.conv1.out_channels for b in blocks] == [32, 64, 128]
+    assert sum(p.numel() for p in model.parameters()) == 308_074
+    assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+    strided = make("resnet_small", widths=[16, 32], depths=[2, 1], stem_stride=2)
+    assert strided.stem(torch.zeros(1, 1, 28, 28)).shape == (1, 16, 14, 14)
+    assert len([m for m in strided.modules() if isinstance(m, BasicBlock)]) == 3
+    with pytest.raises(ConfigError, match="model.widths and model.depths"):
+        make("resnet_small", widths=[16, 32], depths=[1])
+
+
+@pytest.mark.parametrize("name", sorted(set(list_models()) - OWN_MODELS))
 def test_parameters_match_the_seed_code(name):
     build_seed, (in_chans, size, _) = SEED_NETWORKS[name]
     with torch.device("meta"):  # shapes only: no memory, no init time (VGG-11 has 129M parameters)

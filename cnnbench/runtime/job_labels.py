@@ -1,0 +1,106 @@
+"""What a sweep job is called and what TensorBoard's HParams tab shows of it: its directory's name holds the values
+of the keys the sweep varies (`3_optimizer.lr=0.05,data.batch_size=128`), so that run names say what differs; its
+HParams row has the same columns in every job, the swept ones first.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from .overrides import Override, parse_overrides, settings_of
+from .sweeps import hydra_config, in_sweep, job_overrides, sweep_overrides
+
+log = logging.getLogger(__name__)
+
+def job_dir_name(num) -> str:
+    """A sweep job's directory: its number, then the values of the keys the sweep varies, as on the command line
+    (`3_optimizer.lr=0.05,data.batch_size=128`), so that TensorBoard's run names say what differs. Characters a
+    folder name should not hold become `_`, and the name stays under 120 characters."""
+    overrides = [Override.from_text(line) for line in job_overrides()]
+    swept = swept_keys()
+    shown = [o.text for o in overrides if (o.key in swept if swept else o.key not in NOT_IN_NAME) and not o.is_hydra]
+    text = UNSAFE_IN_NAME.sub("_", ",".join(shown))
+    name = f"{num}_{text}" if text else str(num)
+    return name if len(name) <= MAX_NAME else name[: MAX_NAME - 1] + "~"
+
+
+UNSAFE_IN_NAME = re.compile(r"[^A-Za-z0-9._,=+\-]")
+MAX_NAME = 120
+NOT_IN_NAME = ("trainer.resume", "data.root", "data.download", "trainer.device", "console.config")
+OmegaConf.register_new_resolver("cnnbench.job_dir", job_dir_name, replace=True)  # conf/config.yaml: hydra.sweep.subdir
+
+
+def group_choices() -> dict[str, str]:
+    """The config groups' choices of this job (model=..., experiment=...); {} outside a Hydra app."""
+    hydra_cfg = hydra_config()
+    if hydra_cfg is None:
+        return {}
+    return {str(k): str(v) for k, v in hydra_cfg.runtime.choices.items() if v is not None and "/" not in str(k)}
+
+
+def swept_keys() -> dict[str, tuple[str, ...] | None]:
+    """In a sweep, the keys it varies and their values (None: a range only the sweeper expands, as Optuna's search
+    space); else {}. The command line's sweeps are in multirun.yaml (the basic sweeper writes it before the first
+    job), a sweeper's `params` in the job's own Hydra config."""
+    hydra_cfg = hydra_config()
+    if hydra_cfg is None or not in_sweep():
+        return {}
+    try:
+        params = hydra_cfg.sweeper.get("params") or {}
+        overrides = parse_overrides([f"{key}={value}" for key, value in params.items()])
+        multirun = Path(hydra_cfg.sweep.dir) / "multirun.yaml"
+        if multirun.is_file():
+            overrides += sweep_overrides(multirun)
+        return {o.key: o.sweep for o in overrides if o.sweep or o.open_sweep}
+    except Exception:
+        log.debug("swept keys unknown", exc_info=True)
+        return {}
+
+
+def _is_number(text: str) -> bool:
+    try:
+        return math.isfinite(float(text))
+    except ValueError:
+        return False
+
+
+def hparams(config: dict, overrides: list[str], choices: dict | None = None,
+            swept: dict[str, tuple[str, ...] | None] | None = None) -> list[tuple[str, float | int | str | bool, bool]]:
+    """What TensorBoard's HParams tab shows of a run, as (name, value, swept): the main knobs and every command-line
+    override, the same names in every job of a sweep. A group choice (`experiment=...`) shows the name chosen; a
+    swept key whose values are not all numbers shows as text in every job, so the column has one type."""
+    choices, swept = choices or {}, swept or {}
+    values = {
+        "model": config["model"]["name"], "data": config["data"]["name"],
+        "optimizer": str(config["optimizer"]["_target_"]).rsplit(".", 1)[-1],
+        "optimizer.lr": config["optimizer"]["lr"], "data.batch_size": config["data"]["batch_size"],
+        "trainer.epochs": config["trainer"]["epochs"], "seed": config["seed"],
+    }
+    for key, text in settings_of(overrides).items():
+        if key in values:
+            continue
+        value = _select(config, key)
+        if isinstance(value, dict) or value is None and key in choices:
+            value = choices.get(key, text)
+        values[key] = value if isinstance(value, int | float | str | bool) else str(value)
+    rows = []
+    for key, value in values.items():
+        sweep = swept.get(key)
+        if key in swept and not isinstance(value, bool) and (sweep is None or not all(map(_is_number, sweep))):
+            value = str(value) if sweep is not None else value
+        rows.append((key, value, key in swept))
+    return sorted(rows, key=lambda row: not row[2])
+
+
+def _select(config: dict, dotted: str):
+    node = config
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
