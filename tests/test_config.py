@@ -97,6 +97,7 @@ RULE_CASES = [
     (["~model"], ["model is missing from the config (removed with ~model?)", "choose one with model=<name>"]),
     (["data.resize=0"], ["data.resize=0", "an integer in [1, 4096]"]),
     (["data.augment=yes"], ["data.augment=yes", "true or false"]),
+    (["data.crop_padding=-1"], ["data.crop_padding=-1", "an integer in [0, 16] (0: flip only)"]),
     (["data.permute_pixels=1"], ["data.permute_pixels=1", "true or false"]),
     (["data.mean=[0.1,0.2]"], ["data.mean=[0.1,0.2]", "1 number(s) in [0, 1], one per channel"]),
     (["data.std=[0]"], ["data.std=[0]", "1 number(s) > 0"]),

@@ -121,6 +121,7 @@ RULES = (
     Rule("data.resize", f"an integer in [1, {MAX_SIDE}], or null to keep the native size", int_at_least(1, MAX_SIDE),
          optional=True),
     Rule("data.augment", TRUE_OR_FALSE, is_bool),
+    Rule("data.crop_padding", "an integer in [0, 16] (0: flip only)", int_at_least(0, 16)),
     Rule("data.permute_pixels", TRUE_OR_FALSE, is_bool),
     Rule("data.normalize", TRUE_OR_FALSE, is_bool),
     Rule("data.num_train", "an integer >= 1", int_at_least(1)),

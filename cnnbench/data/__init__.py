@@ -11,7 +11,7 @@ from .folder import FolderLoader, folder_layout, open_images, training_split, wo
 from .loader import DeviceLoader
 from .sources import SOURCE_NAMES, ImageSet, Source, load_source
 from .split import split_positions, validation_count
-from .transforms import BatchTransform
+from .transforms import CROP_PADDING, BatchTransform
 
 __all__ = ["SOURCE_NAMES", "DataBundle", "DeviceLoader", "FolderLoader", "build_data", "input_size",
            "split_train_val", "validation_count"]
@@ -62,7 +62,8 @@ def batch_transforms(data_cfg) -> tuple[BatchTransform, BatchTransform]:
     """The training transform (augmented when data.augment) and the evaluation one."""
     common = dict(mean=data_cfg.mean, std=data_cfg.std, size=input_size(data_cfg), normalize=bool(data_cfg.normalize))
     erase = float(data_cfg.get("random_erasing") or 0.0)
-    train = BatchTransform(augment=bool(data_cfg.augment), erase=erase, **common)
+    padding = int(data_cfg.get("crop_padding", CROP_PADDING))
+    train = BatchTransform(augment=bool(data_cfg.augment), erase=erase, crop_padding=padding, **common)
     return train, BatchTransform(augment=False, **common)
 
 

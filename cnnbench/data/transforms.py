@@ -1,7 +1,7 @@
 """Batched, on-device image transforms: uint8 batch in, normalized float batch out.
 
 Order follows the seeds' torchvision pipelines: Resize (d2l) -> RandomHorizontalFlip ->
-RandomCrop(size, padding=4) (seed 001) -> ToTensor + Normalize -> RandomErasing. Every random draw comes
+RandomCrop(size, padding=4) (seed 001; data.crop_padding) -> ToTensor + Normalize -> RandomErasing. Every random draw comes
 from one `torch.Generator` on the batch's device, so a seed fixes the augmentation. MixUp and CutMix mix
 the labels too, so they act in the training step (batch_mix), with torchvision's own transforms.
 """
@@ -79,11 +79,12 @@ class BatchTransform:
     """uint8 (N, C, H, W) -> float32, resized, optionally augmented, normalized, optionally erased."""
 
     def __init__(self, mean, std, size: int | None = None, augment: bool = False, normalize: bool = True,
-                 erase: float = 0.0):
+                 erase: float = 0.0, crop_padding: int = CROP_PADDING):
         self.mean = torch.tensor(list(mean), dtype=torch.float32).view(1, -1, 1, 1)
         self.std = torch.tensor(list(std), dtype=torch.float32).view(1, -1, 1, 1)
         self.size = size
         self.augment = augment
+        self.crop_padding = crop_padding
         self.normalize = normalize
         self.erase = erase
 
@@ -92,7 +93,9 @@ class BatchTransform:
         if self.size is not None:
             x = resize(x, self.size)
         if self.augment:
-            x = random_crop(random_flip(x, generator), generator)
+            x = random_flip(x, generator)
+            if self.crop_padding:
+                x = random_crop(x, generator, self.crop_padding)
         if self.normalize:
             if self.mean.device != x.device:  # once: afterwards every batch lives on this device
                 self.mean, self.std = self.mean.to(x.device), self.std.to(x.device)

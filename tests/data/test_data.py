@@ -122,6 +122,19 @@ def test_crop_is_a_window_of_the_zero_padded_image():
     assert len(offsets) > 10  # offsets really vary per image
 
 
+def test_crop_padding_sets_the_shift_and_zero_leaves_flips_only():
+    images = torch.randint(1, 256, (256, 1, 8, 8), dtype=torch.uint8)  # no zero pixel: padding shows as zeros
+    x = images.float() / 255
+    for padding in (0, 2):
+        transform = BatchTransform(mean=[0.0], std=[1.0], augment=True, crop_padding=padding)
+        out = transform(images, torch.Generator().manual_seed(0))
+        zero_rows = (out == 0).all(dim=-1).sum(dim=(1, 2))  # rows a vertical shift filled with padding
+        if padding == 0:
+            assert all(torch.equal(o, i) or torch.equal(o, i.flip(-1)) for o, i in zip(out, x, strict=True))
+        else:
+            assert int(zero_rows.max()) == padding and int((zero_rows > 0).sum()) > 64
+
+
 def test_normalization_uses_the_dataset_mean_and_std():
     images = torch.full((4, 3, 2, 2), 51, dtype=torch.uint8)  # 0.2 after scaling
     transform = BatchTransform(mean=[0.1, 0.2, 0.3], std=[0.5, 0.25, 0.1])
