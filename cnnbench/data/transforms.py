@@ -1,9 +1,9 @@
 """Batched, on-device image transforms: uint8 batch in, normalized float batch out.
 
 Order follows the seeds' torchvision pipelines: Resize (d2l) -> RandomHorizontalFlip ->
-RandomCrop(size, padding=4) (seed 001; data.crop_padding) -> ToTensor + Normalize -> RandomErasing. Every random draw comes
-from one `torch.Generator` on the batch's device, so a seed fixes the augmentation. MixUp and CutMix mix
-the labels too, so they act in the training step (batch_mix), with torchvision's own transforms.
+RandomCrop(size, padding=4) (seed 001; data.crop_padding) -> ToTensor + Normalize -> RandomErasing. Every
+random draw comes from one `torch.Generator` on the batch's device, so a seed fixes the augmentation.
+MixUp and CutMix mix the labels too, so they act in the training step (batch_mix), with torchvision's own transforms.
 """
 
 from __future__ import annotations
