@@ -97,3 +97,20 @@ def test_gpu_only_choices_are_refused_in_one_line(make_cfg, monkeypatch, overrid
     with pytest.raises(ConfigError) as err:
         validate_config(make_cfg([*TINY_RUN, "trainer.device=cuda:1", *overrides]))
     assert str(err.value).startswith(message) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(("deterministic", "benchmark", "precision"), [(False, True, "high"), (True, False, "highest")])
+def test_a_cuda_run_picks_its_gpu_and_sets_cudnn_and_tf32_once(monkeypatch, deterministic, benchmark, precision):
+    from cnnbench.engine.setup import use_cuda
+
+    chosen = []
+    monkeypatch.setattr(torch.cuda, "set_device", chosen.append)
+    saved = (torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic, torch.get_float32_matmul_precision())
+    try:
+        use_cuda(torch.device("cuda:1"), deterministic)
+        assert chosen == [torch.device("cuda:1")]  # pinned-memory threads and graph pools follow it, not cuda:0
+        assert torch.backends.cudnn.benchmark is benchmark and torch.backends.cudnn.deterministic is deterministic
+        assert torch.get_float32_matmul_precision() == precision  # TF32 for fp32 products unless deterministic
+    finally:
+        torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = saved[:2]
+        torch.set_float32_matmul_precision(saved[2])

@@ -248,6 +248,10 @@ def test_time_to_target_is_a_column_and_the_plot_shows_accuracy_over_wall_time(c
         assert float(row["time/to_target_s"]) == pytest.approx(summaries_by_run[row["run"]]["time/to_target_s"])
         assert int(float(row["epoch_at_target"])) == summaries_by_run[row["run"]]["epoch_at_target"]
     assert reached and rows[: len(reached)] == reached  # the runs that reached it first, the fastest on top
+    assert main([str(sweep), "report.group_seeds=true", f"report.out={tmp_path / 'grouped'}"]) == 0
+    grouped = read_csv(tmp_path / "grouped" / "leaderboard.csv")  # how many of each group's runs reached it
+    assert sorted(row["reached_target"] for row in grouped) == sorted(
+        f"{int(bool(row['time/to_target_s']))}/1" for row in rows)
     from matplotlib.figure import Figure
 
     from cnnbench.results.plot import plot_curves

@@ -104,7 +104,9 @@ def test_early_stopping_and_best_checkpoint_follow_val_acc(make_cfg, tmp_path, m
 
     assert summary["epochs_run"] == 4 and summary["stopped_early"] is True
     assert summary["best_epoch"] == 2 and summary["val/acc_best"] == 0.9
-    assert "early stopping: no better val/acc for 2 epochs; best epoch 2 (val/acc 0.9000)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    line = "early stopping: no better val/acc for 2 epochs; best epoch 2 (val/acc 0.9000)"
+    assert line in out and out.index(line) > out.index("\n    4 ")  # after the last epoch's row
     assert [int(r["epoch"]) for r in read_csv(run_dir / "metrics.csv")] == [1, 2, 3, 4]
 
     best = load_checkpoint(run_dir / "checkpoints" / "best.pt")

@@ -77,9 +77,6 @@ def fit(setup: TrainSetup, data, settings: FitSettings, logger, state: FitState 
         with setup.autocast():
             val = loop.evaluate(setup.evaluated, data.val, setup.loss_fn, prefix="val", tta=setup.tta)
         improved = state.stopper.update(val[m.MONITOR], epoch)
-        if state.stopper.should_stop and epoch < settings.epochs:
-            logger.console.print(f"early stopping: no better {m.MONITOR} for {settings.patience} epochs; best epoch "
-                                 f"{state.stopper.best_epoch} ({m.VAL_ACC} {state.stopper.best:.4f})", highlight=False)
         if state.first_step_s is None:
             state.first_step_s = train["train/first_step_s"]
         state.train_examples.append(train["train/examples"])
@@ -99,6 +96,9 @@ def fit(setup: TrainSetup, data, settings: FitSettings, logger, state: FitState 
             logger.console.print(f"target {m.MONITOR} {settings.target_acc} reached at epoch {epoch}, "
                                  f"{state.elapsed_s:.1f}s after the run started"
                                  f"{'; stopping here' if settings.stop_at_target else ''}", highlight=False)
+        if state.stopper.should_stop and epoch < settings.epochs:
+            logger.console.print(f"early stopping: no better {m.MONITOR} for {settings.patience} epochs; best epoch "
+                                 f"{state.stopper.best_epoch} ({m.VAL_ACC} {state.stopper.best:.4f})", highlight=False)
         if improved and distributed.is_main():
             save_checkpoint(checkpoints / "best.pt", epoch=epoch, model=setup.evaluated.state_dict(), metrics=metrics,
                             config=settings.config)

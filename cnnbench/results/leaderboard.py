@@ -46,7 +46,9 @@ def _group_row(group: list[Run], keys: list[str], compared: bool, targeted: bool
         if metric in ACCURACIES:
             row[f"{metric}_mean"], row[f"{metric}_std"] = mean, std
         else:
-            row[metric] = mean
+            row[metric] = mean  # of the runs that have it: a target's columns, of the runs that reached it
+    if targeted:
+        row["reached_target"] = f"{sum(run.metric(m.TO_TARGET_S) is not None for run in group)}/{len(group)}"
     if compared:
         metric, value = group[0].reported or (None, None)
         mean, std = _mean_std([x for run in group if metric and (x := run.metric(metric)) is not None])
@@ -77,7 +79,7 @@ def leaderboard(runs: list[Run], group_seeds: bool = False, sort: str = m.TEST_A
 
 def override_columns(rows: list[dict]) -> list[str]:
     paired = (f"{a}_{s}" for a in (*ACCURACIES, "Δ") for s in ("mean", "std"))
-    fixed = {"run", "status", "n", *METRICS, *COMPARED, *TARGET, *paired}
+    fixed = {"run", "status", "n", "reached_target", *METRICS, *COMPARED, *TARGET, *paired}
     return [column for column in rows[0] if column not in fixed] if rows else []
 
 
@@ -97,7 +99,8 @@ def display(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
         for column, header in zip(columns, headers, strict=True):
             text = _cell(header, row[column])
             std = row.get(f"{header}_std") if column.endswith("_mean") else None
-            line.append(f"{text} ± {_cell(header, std)}" if std is not None else text)
+            spread = FORMATS.get(header, "{}").replace("+", "")  # a spread has no sign
+            line.append(f"{text} ± {spread.format(std)}" if std is not None else text)
         cells.append(line)
     return headers, cells
 
