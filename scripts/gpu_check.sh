@@ -16,7 +16,7 @@ REPO=$(cd "$(dirname "$0")/.." && pwd)
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 cd "$REPO"
-PY=${PYTHON:-python3}
+PY=${PYTHON:-python3}  # PYTHON=.venv/bin/python for a dry run in this checkout's environment
 export PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}" PYTHONWARNINGS=ignore
 LOG="$OUT/gpu_check.log"
 step() { echo "=== $* ($(date +%T))" | tee -a "$LOG"; }
@@ -31,11 +31,14 @@ DATA=data
 [ -d gpu_bundle/fashion-mnist ] && DATA=gpu_bundle/fashion-mnist
 
 if [ "$DRY" = "--dry-run" ]; then
-  DEVICE=cpu; STEPS="--steps 3 --warmup 1 --rounds 1"; MAIN="trainer.epochs=1 trainer.max_steps_per_epoch=3"
-  BATCHES_LENET="256 1024"; BATCHES_RESNET="128"
+  # every step once, in minutes on a CPU: ResNet-18 is not compiled (inductor takes many minutes on a CPU;
+  # LeNet's compiled way runs the same code path)
+  DEVICE=cpu; STEPS="--steps 2 --warmup 1 --rounds 1"
+  MAIN="trainer.epochs=1 trainer.max_steps_per_epoch=3 data.batch_size=8 data.val_split=64 trainer.compile=false"
+  BATCHES_LENET="256"; BATCHES_RESNET="8"; SMALL="--batch-size 8"; RESNET_WAYS="seeds,bare,cnnbench,bf16"
 else
   DEVICE=cuda; STEPS="--steps 100 --warmup 20 --rounds 3"; MAIN=""
-  BATCHES_LENET="256 4096"; BATCHES_RESNET="128 512"
+  BATCHES_LENET="256 4096"; BATCHES_RESNET="128 512"; SMALL=""; RESNET_WAYS="seeds,bare,cnnbench,compiled,bf16"
 fi
 
 run "environment" $PY - "$OUT/environment.json" <<'EOF'
@@ -53,9 +56,9 @@ EOF
 bench() { local name=$1; shift; run "bench $name" $PY scripts/bench.py --device $DEVICE --data-root "$DATA" $STEPS \
   --json "$OUT/bench_$name.json" "$@"; cp "$LOG.step" "$OUT/bench_$name.txt"; }
 for b in $BATCHES_LENET; do bench "lenet_b$b" --model lenet --batch-size "$b" --ways seeds,bare,cnnbench,compiled,bf16; done
-for b in $BATCHES_RESNET; do bench "resnet18_28_b$b" --model resnet18 --batch-size "$b" --ways seeds,bare,cnnbench,compiled,bf16; done
-bench resnet18_imagenet_96 --model resnet18 --option stem=imagenet --resize 96 --batch-size 256 --ways seeds,cnnbench,bf16
-bench vgg11_w4_224 --model vgg11 --option width_div=4 --resize 224 --batch-size 128 --ways seeds,cnnbench,bf16
+for b in $BATCHES_RESNET; do bench "resnet18_28_b$b" --model resnet18 --batch-size "$b" --ways "$RESNET_WAYS"; done
+bench resnet18_imagenet_96 --model resnet18 --option stem=imagenet --resize 96 --batch-size 256 --ways seeds,cnnbench,bf16 $SMALL
+bench vgg11_w4_224 --model vgg11 --option width_div=4 --resize 224 --batch-size 128 --ways seeds,cnnbench,bf16 $SMALL
 
 job() { local name=$1; shift; run "$name" $PY -m cnnbench "$@" data.root="$DATA" data.download=false \
   trainer.device=$DEVICE hydra.run.dir="$OUT/runs/$name" $MAIN; cp "$OUT/runs/$name/summary.json" "$OUT/$name.json"; }
@@ -75,7 +78,7 @@ run = f"{out}/runs/resume_check"
 base = [sys.executable, "-m", "cnnbench", "model=resnet18", "data=fashion_mnist", f"data.root={data}",
         "data.download=false", f"trainer.device={device}", "trainer.epochs=3", "trainer.patience=0"]
 if dry:
-    base += ["trainer.max_steps_per_epoch=20", "trainer.progress_every=1"]
+    base += ["trainer.max_steps_per_epoch=20", "trainer.progress_every=1", "data.batch_size=8", "data.val_split=64"]
 first = subprocess.Popen([*base, f"hydra.run.dir={run}"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 time.sleep(20 if not dry else 12)
 first.send_signal(signal.SIGINT)
