@@ -21,6 +21,7 @@ from .engine.checkpoint import load_checkpoint
 from .errors import CnnbenchError, ConfigError, status_of
 from .runtime import runlog
 from .runtime.files import save_json
+from .runtime.overrides import flatten
 from .runtime.rundir import SUMMARY_FILE, Claim, ResumePlan, RunDirTaken, claim, drop_if_unused, write_run_records
 from .runtime.sweeps import generated_run_dir, hydra_config, job_overrides
 
@@ -50,16 +51,6 @@ class Continuation:
     config: dict  # the run's config from now on: the saved one with the allowed changes
     schedule_epochs: int  # the length the learning-rate schedule was built with
     notices: list[str] = field(default_factory=list)
-
-
-def flatten(tree: dict, prefix: str = "") -> dict[str, object]:
-    flat = {}
-    for key, value in tree.items():
-        if isinstance(value, dict) and value:
-            flat.update(flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
 
 
 def _set(tree: dict, dotted: str, value) -> None:

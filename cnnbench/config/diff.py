@@ -13,6 +13,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from .. import CONF_DIR
+from ..runtime.overrides import flatten
 from .keys import load_yaml
 from .rules import SECTIONS
 
@@ -43,21 +44,12 @@ def defaults_for(choices: dict[str, str]) -> dict:
     return root
 
 
-def _flat(node, prefix: str = "") -> dict[str, object]:
-    if isinstance(node, dict) and node:
-        out = {}
-        for key, value in node.items():
-            out.update(_flat(value, f"{prefix}{key}."))
-        return out
-    return {prefix[:-1]: node}
-
-
 def differences(config: dict, choices: dict[str, str] | None = None) -> list[str]:
     """`data.batch_size: 128 (default 256)` for each setting that differs from the defaults of its options."""
     choices = {group: (choices or {}).get(group) or option_of(config, group) for group in GROUPS}
-    defaults = _flat(defaults_for(choices))
+    defaults = flatten(defaults_for(choices))
     lines = []
-    for key, value in _flat({k: v for k, v in config.items() if k not in NOT_SETTINGS}).items():
+    for key, value in flatten({k: v for k, v in config.items() if k not in NOT_SETTINGS}).items():
         if key not in defaults:
             lines.append(f"{key}: {_text(value)} (added)")
         elif defaults[key] != value:

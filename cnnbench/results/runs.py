@@ -14,7 +14,7 @@ import yaml
 from ..engine import metrics as m
 from ..errors import ConfigError
 from ..runtime.files import read_json
-from ..runtime.overrides import settings_of
+from ..runtime.overrides import flatten, settings_of
 from ..runtime.rundir import SUMMARY_FILE, status_now
 
 
@@ -53,16 +53,6 @@ def _text(value) -> str:
     return json.dumps(value) if value is None or isinstance(value, bool) else str(value)
 
 
-def _flatten(tree: dict, prefix: str = "") -> dict[str, str]:
-    flat = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = _text(value)
-    return flat
-
-
 def load_run(path: Path, name: str | None = None) -> Run:
     exists = (path / SUMMARY_FILE).is_file()
     summary = read_json(path / SUMMARY_FILE)
@@ -75,7 +65,8 @@ def load_run(path: Path, name: str | None = None) -> Run:
     hydra = _read_yaml(hydra_dir / "hydra.yaml") or {}
     choices = (hydra.get("hydra", {}).get("runtime", {}).get("choices") or {}) if isinstance(hydra, dict) else {}
     group_choices = {group: _text(choice) for group, choice in choices.items() if not group.startswith("hydra/")}
-    settings = {**_flatten(config), **group_choices, **overrides}
+    config_settings = {key: _text(value) for key, value in flatten(config).items() if value != {}}
+    settings = {**config_settings, **group_choices, **overrides}
     status = status_now(path, summary)
     if "epochs_run" not in summary and "epochs_done" in summary:  # a run that has not finished (yet)
         summary["epochs_run"] = summary["epochs_done"]

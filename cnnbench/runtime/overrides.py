@@ -104,3 +104,15 @@ def single_value_sets(overrides: list[Override]) -> list[list[str]]:
     for i, values in enumerate(choices):
         sets += [base[:i] + [value] + base[i + 1:] for value in values[1:]]
     return sets
+
+
+def flatten(tree: dict, prefix: str = "") -> dict[str, object]:
+    """A nested config as dotted keys, the way overrides name them: {"data.batch_size": 64, ...}; an empty
+    section is a value of its own."""
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
