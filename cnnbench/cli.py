@@ -27,11 +27,13 @@ from .config import validate_config
 from .errors import CnnbenchError, announce, as_cnnbench_error
 from .runtime import job_labels  # noqa: F401 (registers the resolver of conf/config.yaml's hydra.sweep.subdir)
 from .runtime.distributed import scratch_run_dir_overrides
-from .runtime.overrides import command_line_overrides, parse_overrides, single_value_sets
+from .runtime.overrides import command_line_overrides, parse_overrides, paths_as_values, single_value_sets
 from .runtime.sweeps import missing_plugin
 
 log = logging.getLogger(__name__)
 
+# values read as plain paths, whatever characters they hold (a sweep job's folder, a path with spaces or quotes)
+PATH_KEYS = ("trainer.resume", "hydra.run.dir", "hydra.sweep.dir")
 MODE_FLAGS = {"-r": "--run", "-m": "--multirun", "-c": "--cfg", "-i": "--info", "-sc": "--shell-completion"}
 
 
@@ -39,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     """`python -m cnnbench [overrides]`: train; the exit code."""
     from .train import main as train_main
 
-    argv = sys.argv[1:] if argv is None else list(argv)
+    argv = paths_as_values(sys.argv[1:] if argv is None else list(argv), PATH_KEYS)
     return run_hydra_app(train_main, [*argv, *scratch_run_dir_overrides()])
 
 
@@ -57,6 +59,8 @@ def run_hydra_app(app: Callable[[], object], argv: list[str], config_name: str =
         app()
     except SystemExit as exit_:
         return exit_code(exit_)
+    except KeyboardInterrupt as err:  # Ctrl-C twice in a sweep's launch: stop at once, in one line
+        return announce(as_cnnbench_error(err), log, prefix="stopped")
     finally:
         sys.argv = saved
     return 0

@@ -45,8 +45,7 @@ class Interrupted(CnnbenchError):
 
     def __init__(self, signal_name: str, epoch: int, step: int, checkpoint: Path):
         self.exit_code = 128 + int(getattr(signal, signal_name, signal.SIGINT))  # 130 for SIGINT, 143 for SIGTERM
-        super().__init__(f"{signal_name}: stopped in epoch {epoch} after step {step}; the state is in {checkpoint}. "
-                         f"Continue with trainer.resume={Path(checkpoint).parent.parent}")
+        super().__init__(f"{signal_name}: stopped in epoch {epoch} after step {step}; the state is in {checkpoint}")
 
 
 class Aborted(CnnbenchError):
@@ -95,13 +94,14 @@ def status_of(err: BaseException) -> str:
     return "failed"
 
 
-def announce(err: CnnbenchError, log: logging.Logger, where: str | None = None) -> int:
+def announce(err: CnnbenchError, log: logging.Logger, where: str | None = None, prefix: str = "error") -> int:
     """Print `error: <message>` on stderr, keep the traceback in the log (debug level); the exit code.
-    `where`: the log file that holds the traceback, named at the end of the line. CNNBENCH_DEBUG=1 prints it."""
+    `where`: the log file that holds the traceback, named at the end of the line. CNNBENCH_DEBUG=1 prints it.
+    `prefix`: what the line starts with instead of `error` (`stopped`, `sweep job 2 of 3 (#1) (<dir>) failed`)."""
     cause = err.__cause__ or err
     log.debug("stopped by %s", type(err).__name__, exc_info=cause)
     suffix = f" (the traceback is in {where})" if where and err.__cause__ is not None else ""
-    print(f"error: {err}{suffix}", file=sys.stderr)
+    print(f"{prefix}: {err}{suffix}", file=sys.stderr, flush=True)
     if os.environ.get("CNNBENCH_DEBUG"):
         traceback.print_exception(cause, file=sys.stderr)
     return err.exit_code

@@ -27,7 +27,7 @@ from .errors import ConfigError
 from .models import build_model
 from .runtime.devices import resolve_device
 from .runtime.files import read_json
-from .runtime.overrides import parse_overrides
+from .runtime.overrides import parse_overrides, path_argument
 from .runtime.rundir import SUMMARY_FILE, status_now
 
 USAGE = "usage: python -m cnnbench.evaluate run=<run dir> [data.split=test|val] [key=value ...]"
@@ -93,17 +93,17 @@ def _check_same_inputs(saved, cfg) -> None:
 
 def parse_args(argv: list[str]) -> tuple[Path, str, list[str]]:
     """The run directory, the split, and the other overrides of an evaluate command line."""
-    overrides = parse_overrides(argv)
-    runs = [o.value for o in overrides if o.key == "run"]
-    if len(runs) != 1 or not runs[0]:
+    runs, rest = path_argument(argv, "run")  # a plain path: its name may hold `=`, `,`, spaces, quotes, `~`
+    if len(runs) != 1:
         raise ConfigError(USAGE)
+    overrides = parse_overrides(rest)
     splits = [o.value for o in overrides if o.key == "data.split"]
     others = [o for o in overrides if o.key not in ("run", "data.split")]
     for override in others:
         if override.prefix or override.sweep or override.open_sweep:
             raise ConfigError(f"{override.text} is not allowed here: evaluate takes plain key=value overrides "
                               f"of the run's config; {USAGE}")
-    return Path(runs[0]), (splits[-1] if splits else "test"), [o.text for o in others]
+    return runs[0], (splits[-1] if splits else "test"), [o.text for o in others]
 
 
 def evaluate_command(argv: list[str]) -> dict:

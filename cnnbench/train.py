@@ -26,7 +26,7 @@ from .engine.dashboard import HParam
 from .engine.fit import FitSettings, final_test, fit, steps_per_epoch
 from .engine.output import NullLogger, RunLogger, print_config, print_header, print_result, run_console
 from .engine.setup import SetupSettings, TrainSetup, build_setup
-from .errors import Aborted, Interrupted, announce, as_cnnbench_error, status_of
+from .errors import Aborted, ConfigError, Interrupted, announce, as_cnnbench_error, status_of
 from .launch import Launch, claim_launch, continued, record_failure
 from .models import build_model
 from .runtime import distributed, runlog
@@ -35,12 +35,13 @@ from .runtime.files import save_json
 from .runtime.job_labels import group_choices, hparams, swept_keys
 from .runtime.rundir import SUMMARY_FILE, config_fingerprint, owner, plan_run_dir
 from .runtime.signals import stop_on_signals
+from .runtime.sweep_control import SweepJob, begin_job, close_launch, end_job, shell_command, stop_launch
 from .runtime.sweeps import (
     FAILED_JOB_VALUE,
     in_sweep,
     job_overrides,
     named_keys,
-    record_job,
+    parallel_jobs,
     sweep_job_line,
     threads_for,
 )
@@ -97,7 +98,6 @@ def prepare(cfg: DictConfig) -> Launch:
 
 def already_finished(launch: Launch, console) -> dict:
     finished = m.current_keys(launch.plan.finished)
-    record_job(launch.plan.run_dir, finished["status"], note="already finished")
     console.print(f"the run in {launch.plan.run_dir} already finished ({finished['status']}, {m.TEST_ACC} "
                   f"{finished.get(m.TEST_ACC)}); nothing to do (a finished run is left as it is)", highlight=False)
     return finished
@@ -185,7 +185,7 @@ def _train_and_test(cfg: DictConfig, launch: Launch, run_dir: Path, ranks: distr
             start_dashboard(logger, cfg, setup, data, state.epoch if state else 0)
         settings = settings_from(FitSettings, cfg.trainer, checkpoints=run_dir / "checkpoints", config=config,
                                  schedule_epochs=launch.schedule_epochs, started=started)
-        with stop_on_signals() as stop:
+        with stop_on_signals(in_sweep(), quiet=parallel_jobs() > 1) as stop:
             result = fit(setup, data, settings, logger, state, stop,
                          on_epoch=lambda epoch, metrics: save_summary(epochs_done=epoch))
         distributed.barrier()  # best.pt is complete before every rank reads it
@@ -209,7 +209,6 @@ def _train_and_test(cfg: DictConfig, launch: Launch, run_dir: Path, ranks: distr
         logger.close()
     print_result(console, summary, run_dir, compiled=cfg.trainer.compile is not False)
     log.info("summary: %s", summary)
-    record_job(run_dir, "completed")
     return summary
 
 
@@ -248,23 +247,72 @@ def main(cfg: DictConfig) -> float:
 
 
 def _main(cfg: DictConfig) -> float:
+    job = begin_job(Path(cfg.output_dir))
+    if job is not None and job.action != "run":
+        return skipped(job)
+    if job is not None and job.resumes and cfg.trainer.resume in (None, ""):
+        cfg.trainer.resume = str(job.sweep_dir / job.folder)  # its own folder: continued where it stopped
     try:
-        return run(cfg).get(m.VAL_ACC_BEST, FAILED_JOB_VALUE)
+        summary = run(cfg)
     except BaseException as raised:  # every fault ends in one line; its traceback goes to run.log
-        err = as_cnnbench_error(raised)
-        if isinstance(err, Aborted):
-            err = Aborted(f"{err}; {resume_hint()}")
-            err.__cause__ = raised
-        record_failure(Path(cfg.output_dir), err)
-        exit_code = announce(err, log, where=str(runlog.attached()) if runlog.attached() else None)
-        record_job(runlog.attached().parent if runlog.attached() else None, status_of(err))
-        if in_sweep() and not isinstance(err, Interrupted | Aborted):
-            return FAILED_JOB_VALUE  # the other jobs go on; the sweep's exit code and the report show this one
-        sys.exit(exit_code)
+        return failed(cfg, job, raised)
+    if job is not None:
+        end_job(job, summary.get("status", "completed"), fingerprint=summary.get("fingerprint"),
+                **{m.VAL_ACC_BEST: summary.get(m.VAL_ACC_BEST), m.TEST_ACC: summary.get(m.TEST_ACC)})
+    return summary.get(m.VAL_ACC_BEST, FAILED_JOB_VALUE)
 
 
-def resume_hint() -> str:
+def failed(cfg: DictConfig, job: SweepJob | None, raised: BaseException) -> float:
+    """One line for a run that did not complete, its summary and its ledger entry; in a sweep the other jobs go
+    on (their exit code and the closing line show this one), except after Ctrl-C or SIGTERM."""
+    err = as_cnnbench_error(raised)
+    record_failure(Path(cfg.output_dir), err)
     run_dir = runlog.attached().parent if runlog.attached() else None
-    if run_dir is not None and (run_dir / "checkpoints" / "last.pt").is_file():
-        return f"last.pt keeps the last finished epoch: continue with trainer.resume={run_dir}"
-    return "no epoch had finished, so there is nothing to resume"
+    where = str(runlog.attached()) if runlog.attached() else None
+    stopped = isinstance(err, Interrupted | Aborted)
+    continuation = continue_line(run_dir) if stopped else None
+    if stopped and isinstance(err, Aborted) and continuation is None:
+        err = Aborted(f"{err}; no epoch had finished, so there is nothing to resume")
+        err.__cause__ = raised
+    state = "refused" if isinstance(err, ConfigError) and run_dir is None else status_of(err)
+    label = f"{job.label} ({job.sweep_dir / job.folder}) " if job is not None else ""
+    exit_code = announce(err, log, where=where, prefix=f"{label}{'stopped' if stopped else state}")
+    if job is None:
+        if continuation:
+            print(continuation, file=sys.stderr, flush=True)
+        sys.exit(exit_code)
+    end_job(job, state, error=str(err).splitlines()[0] if str(err) else type(err).__name__,
+            run_dir=str(run_dir) if run_dir else None)
+    if stopped and job.in_launch_process:  # the basic launcher: end the sweep here, with its closing lines
+        runlog.detach()
+        sys.exit(close_launch() or exit_code)
+    if not stopped and cfg.get("sweep", {}).get("fail_fast"):
+        stop_launch(job)
+    return FAILED_JOB_VALUE
+
+
+def skipped(job: SweepJob) -> float:
+    """A job this launch does not run: done before, run by another live process, or its launch is stopping."""
+    record = job.record
+    if job.action == "done":
+        print(f"{job.label} already {record['state']} ({job.sweep_dir / job.folder}): nothing to do", flush=True)
+        return float(record.get(m.VAL_ACC_BEST) or FAILED_JOB_VALUE)
+    if job.action == "taken":
+        print(f"{job.label} is running in another process (pid {record.get('pid')} on {record.get('host')}): "
+              "left to it", flush=True)
+    else:
+        drop_if_empty(job.sweep_dir / job.folder)
+    return FAILED_JOB_VALUE
+
+
+def drop_if_empty(folder: Path) -> None:
+    """Hydra makes a job's folder before the job starts; a job that does not run leaves none."""
+    if folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
+
+
+def continue_line(run_dir: Path | None) -> str | None:
+    """`continue: python -m cnnbench trainer.resume=<run dir>` when the run has a last.pt to continue from."""
+    if run_dir is None or not (run_dir / "checkpoints" / "last.pt").is_file():
+        return None
+    return f"continue: {shell_command('python', '-m', 'cnnbench', f'trainer.resume={run_dir.absolute()}')}"

@@ -99,6 +99,7 @@ RULES = (
     Rule("trainer.tta", "one of none, flip", one_of("none", "flip")),
     Rule("trainer.log_graph", TRUE_OR_FALSE, is_bool),
     Rule("console.config", "one of diff, full, none", one_of("diff", "full", "none")),
+    Rule("sweep.fail_fast", TRUE_OR_FALSE, is_bool),
     Rule("model.name", f"one of {', '.join(list_models())}", one_of(*list_models())),
     Rule("model.init", f"one of {', '.join(INIT_SCHEMES)}", one_of(*INIT_SCHEMES)),
     Rule("model.stem", "one of small, imagenet", one_of("small", "imagenet")),

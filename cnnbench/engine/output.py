@@ -6,12 +6,14 @@ from __future__ import annotations
 import csv
 import logging
 import os
+import shlex
 import time
 import warnings
 from pathlib import Path
 
 import torch
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.syntax import Syntax
 from rich.table import Table
@@ -229,7 +231,8 @@ def print_header(console: Console, summary: dict, run_dir: Path, resuming_at: st
     console.print(
         f"[bold]{summary['model']}[/] on [bold]{summary['dataset']}[/]: {summary['params']:,} parameters, "
         f"{summary['num_train']:,} train / {val} / {summary['num_test']:,} test images of "
-        f"{'x'.join(map(str, summary['input_shape']))}, device {summary['device']}, run dir {run_dir}",
+        f"{'x'.join(map(str, summary['input_shape']))}, device {summary['device']}, "
+        f"run dir {escape(shlex.quote(str(run_dir)))}",
         highlight=False)
     if summary.get("data_from"):
         console.print(f"data from {summary['data_from']}", highlight=False)
@@ -244,9 +247,10 @@ def print_result(console: Console, summary: dict, run_dir: Path, compiled: bool 
     if compiled:
         console.print(f"torch.compile: the first training step took {summary[m.FIRST_STEP_S]:.1f}s (compilation); "
                       f"later epochs ran at {summary[m.TRAIN_EXAMPLES_PER_S]:,.0f} img/s", highlight=False)
+    curves = shlex.join(["tensorboard", "--logdir", str(run_dir)])
     console.print(f"{m.TEST_ACC} {summary[m.TEST_ACC]:.4f} (best epoch {summary['best_epoch']}, "
                   f"{m.VAL_ACC} {summary[m.VAL_ACC_BEST]:.4f}) in {summary[m.WALL_S]:.1f}s; "
-                  f"results in {run_dir}; curves: tensorboard --logdir {run_dir}", style="bold", highlight=False)
+                  f"results in {shlex.quote(str(run_dir))}; curves: {curves}", style="bold", highlight=False)
 
 
 # --- per class ---------------------------------------------------------------------------------------------------

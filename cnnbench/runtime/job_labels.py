@@ -1,5 +1,5 @@
 """What a sweep job is called and what TensorBoard's HParams tab shows of it: its directory's name holds the values
-of the keys the sweep varies (`3_optimizer.lr=0.05,data.batch_size=128`), so that run names say what differs; its
+of the keys the sweep varies (`3_lr-0.05_batch_size-128`), so that run names say what differs; its
 HParams row has the same columns in every job, the swept ones first.
 """
 
@@ -18,18 +18,36 @@ from .sweeps import hydra_config, in_sweep, job_overrides, sweep_overrides
 log = logging.getLogger(__name__)
 
 def job_dir_name(num) -> str:
-    """A sweep job's directory: its number, then the values of the keys the sweep varies, as on the command line
-    (`3_optimizer.lr=0.05,data.batch_size=128`), so that TensorBoard's run names say what differs. Characters a
-    folder name should not hold become `_`, and the name stays under 120 characters."""
-    overrides = [Override.from_text(line) for line in job_overrides()]
-    swept = swept_keys()
-    shown = [o.text for o in overrides if (o.key in swept if swept else o.key not in NOT_IN_NAME) and not o.is_hydra]
-    text = UNSAFE_IN_NAME.sub("_", ",".join(shown))
+    """This sweep job's directory name (the resolver behind conf/config.yaml's hydra.sweep.subdir)."""
+    return job_folder_name(int(num), job_overrides(), swept_keys())
+
+
+def job_folder_name(num: int, overrides: list[str], swept: dict) -> str:
+    """A sweep job's directory: its number, then the keys the sweep varies and their values
+    (`3_lr-0.05_batch_size-128`), so that TensorBoard's run names say what differs. A key is named by its last
+    part unless two swept keys share it; the name holds only letters, digits and `.`, `_`, `+`, `-` (no `=`, `,`
+    or spaces, so that it can be pasted into any command), long numbers are rounded to 4 digits, and it stays
+    under 120 characters."""
+    parsed = [Override.from_text(line) for line in overrides]
+    shown = [o for o in parsed if (o.key in swept if swept else o.key not in NOT_IN_NAME) and not o.is_hydra]
+    leaves = [o.key.rsplit(".", 1)[-1].rsplit("/", 1)[-1] for o in shown]
+    parts = []
+    for override, leaf in zip(shown, leaves, strict=True):
+        label = leaf if leaves.count(leaf) == 1 else override.key
+        parts.append(f"{label}-{_short_value(override.value)}")
+    text = UNSAFE_IN_NAME.sub("_", "_".join(parts))
     name = f"{num}_{text}" if text else str(num)
-    return name if len(name) <= MAX_NAME else name[: MAX_NAME - 1] + "~"
+    return name if len(name) <= MAX_NAME else name[:MAX_NAME]
 
 
-UNSAFE_IN_NAME = re.compile(r"[^A-Za-z0-9._,=+\-]")
+def _short_value(value: str | None) -> str:
+    text = "" if value is None else str(value).strip("'\"")
+    if len(text) > 8 and _is_number(text):
+        return f"{float(text):.4g}"
+    return text
+
+
+UNSAFE_IN_NAME = re.compile(r"[^A-Za-z0-9._+\-]")
 MAX_NAME = 120
 NOT_IN_NAME = ("trainer.resume", "data.root", "data.download", "trainer.device", "console.config")
 OmegaConf.register_new_resolver("cnnbench.job_dir", job_dir_name, replace=True)  # conf/config.yaml: hydra.sweep.subdir

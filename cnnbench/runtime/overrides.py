@@ -6,7 +6,10 @@ overrides, `.hydra/overrides.yaml`) is read back with `Override.from_text`, whic
 
 from __future__ import annotations
 
+import re
+import shlex
 from dataclasses import dataclass
+from pathlib import Path
 
 from ..errors import ConfigError
 
@@ -116,3 +119,56 @@ def flatten(tree: dict, prefix: str = "") -> dict[str, object]:
         else:
             flat[f"{prefix}{key}"] = value
     return flat
+
+
+# --- paths on the command line ---------------------------------------------------------------------------------
+
+PATH_KEYWORDS = ("", "auto", "null", "None")
+PLAIN_PATH = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/._+-")
+
+
+def hydra_quoted(text: str) -> str:
+    """`text` as one quoted value of Hydra's grammar: `=`, `,`, spaces, quotes and brackets stay plain characters."""
+    text = re.sub(r"(\\*)'", lambda m: m.group(1) * 2 + "\\'", text)
+    text = re.sub(r"(\\+)$", lambda m: m.group(1) * 2, text)
+    return f"'{text}'"
+
+
+def as_path(value: str) -> Path:
+    """A path as typed: the folder of that exact name if it exists (a folder may be named `~x`), else with `~`
+    expanded; absolute, so that a run's records name it from anywhere."""
+    path = Path(value)
+    if not path.exists():
+        path = path.expanduser()
+    return path.absolute()
+
+
+def paths_as_values(argv: list[str], keys: tuple[str, ...]) -> list[str]:
+    """The command line with each `key=<path>` of `keys` rewritten so that Hydra reads the path as one plain value,
+    whatever characters its name holds; keywords (auto, null), quoted values and interpolations stay as typed."""
+    rewritten = []
+    for arg in argv:
+        head, sep, value = arg.partition("=")
+        if sep and head.lstrip("+") in keys and value not in PATH_KEYWORDS and "${" not in value \
+                and not (len(value) > 1 and value[0] == value[-1] and value[0] in "'\""):
+            arg = f"{head}={hydra_quoted(str(as_path(value)))}"
+        rewritten.append(arg)
+    return rewritten
+
+
+def path_argument(argv: list[str], key: str) -> tuple[list[Path], list[str]]:
+    """`key=<path>` arguments taken as plain paths (before any grammar), and the other arguments."""
+    paths = [as_path(arg.partition("=")[2]) for arg in argv if arg.startswith(f"{key}=") and len(arg) > len(key) + 1]
+    others = [arg for arg in argv if not arg.startswith(f"{key}=")]
+    return paths, others
+
+
+def shell_command(*args: str) -> str:
+    """A command as one line a shell runs as it is (each argument quoted where it needs it)."""
+    return shlex.join(str(arg) for arg in args)
+
+
+def path_value(path: Path) -> str:
+    """A path as an override value: plain when it can be, else quoted for Hydra's grammar."""
+    text = str(path)
+    return text if set(text) <= PLAIN_PATH else hydra_quoted(text)

@@ -15,6 +15,7 @@ import fcntl
 import hashlib
 import json
 import os
+import shlex
 import socket
 import time
 from dataclasses import dataclass
@@ -146,8 +147,9 @@ def claim(run_dir: Path, resuming: bool) -> Claim:
                           "wait for it, or choose another hydra.run.dir") from None
     if not resuming and holds_a_run(run_dir):
         os.close(fd)
+        resume = shlex.join(["python", "-m", "cnnbench", f"trainer.resume={run_dir.absolute()}"])
         raise RunDirTaken(f"output_dir {run_dir} already holds a run; choose another hydra.run.dir, "
-                          f"or continue it with trainer.resume={run_dir}")
+                          f"or continue it: {resume}")
     os.ftruncate(fd, 0)
     os.write(fd, json.dumps(owner()).encode())
     remove_temporaries(run_dir)

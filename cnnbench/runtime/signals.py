@@ -21,6 +21,13 @@ class StopFlag:
     def requested(self) -> bool:
         return self.signal_name is not None
 
+    def clear(self) -> None:
+        self.signal_name = None
+
+
+# This process's sweep was asked to stop: its running job stops after its step, no other job starts.
+SWEEP_STOP = StopFlag()
+
 
 def signal_number(name: str | None) -> int:
     """SIGINT -> 2; None -> 0 (no stop requested)."""
@@ -32,22 +39,31 @@ def signal_name(number: int) -> str:
 
 
 @contextmanager
-def stop_on_signals() -> Iterator[StopFlag]:
-    """SIGINT/SIGTERM set the flag; a second SIGINT stops at once (KeyboardInterrupt).
+def stop_on_signals(in_sweep: bool = False, quiet: bool = False) -> Iterator[StopFlag]:
+    """SIGINT/SIGTERM set the flag; a second SIGINT stops at once (KeyboardInterrupt). In a sweep the flag starts
+    as SWEEP_STOP (a stop asked for while the job started up) and a signal sets both. `quiet`: a sweep's worker
+    process, whose launch says it once for all.
 
     Outside the main thread (a sweep launcher's worker thread) signals cannot be caught: the flag stays unset.
     """
     stop = StopFlag()
+    if in_sweep:
+        stop.signal_name = SWEEP_STOP.signal_name
     if threading.current_thread() is not threading.main_thread():
         yield stop
         return
 
     def handle(signum, frame):
-        if stop.requested and signum == signal.SIGINT:
+        if stop.signal_name == "SIGINT" and signum == signal.SIGINT:  # Ctrl-C twice (a SIGTERM between counts not)
             raise KeyboardInterrupt
+        if stop.requested:
+            return
         stop.signal_name = signal_name(signum)
-        print(f"{stop.signal_name} received: finishing the current step and saving last.pt "
-              "(Ctrl-C again to abort at once)", file=sys.stderr, flush=True)
+        if in_sweep:
+            SWEEP_STOP.signal_name = stop.signal_name
+        if not quiet:
+            print(f"{stop.signal_name} received: finishing the current step and saving last.pt "
+                  "(Ctrl-C again to abort at once)", file=sys.stderr, flush=True)
 
     previous = {sig: signal.signal(sig, handle) for sig in STOP_SIGNALS}
     try:

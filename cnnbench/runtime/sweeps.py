@@ -1,5 +1,5 @@
-"""Sweeps: which job this is, how many CPU threads each of its processes takes, the plugins a sweep may need,
-and the sweep's closing line (what a job is called and shows in TensorBoard: `job_labels`).
+"""Sweeps: which job this is, how many CPU threads each of its processes takes, the plugins a sweep may need
+(the sweep's ledger and closing lines: `sweep_control`; what a job is called and shows in TensorBoard: `job_labels`).
 
 `hydra/launcher=joblib` runs `hydra.launcher.n_jobs` jobs at once in worker processes on this machine; the basic
 launcher runs one job at a time, and `hydra/launcher=slurm` gives every job an allocation of its own. A job that
@@ -10,17 +10,13 @@ and the Optuna sweeper (`hparams_search=<preset>`) are Hydra plugins, installed 
 from __future__ import annotations
 
 import importlib.util
-import json
 import logging
 import math
 import os
-import sys
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
-from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
@@ -194,56 +190,3 @@ def missing_plugin(overrides: list[Override]) -> str | None:
         if plugin and not plugin_installed(plugin.module):
             return f'{override.text} needs the {plugin.package} plugin: pip install "cnnbench[{plugin.extra}]"'
     return None
-
-
-# --- the end of a sweep ------------------------------------------------------------------------------------------
-
-JOBS_FILE = "sweep_jobs.jsonl"  # one line per finished job: its number, run directory, status
-
-
-def record_job(run_dir: Path | None, status: str, note: str | None = None) -> None:
-    """Inside a sweep, append this job's outcome to <sweep dir>/sweep_jobs.jsonl (one write: whole lines, even
-    from parallel jobs). A job may have run in another directory (trainer.resume=auto), so its own is named."""
-    hydra_cfg = hydra_config()
-    if hydra_cfg is None or not in_sweep():
-        return
-    line = {"job": hydra_cfg.job.num, "run_dir": str(run_dir) if run_dir else None, "status": status}
-    if note:
-        line["note"] = note
-    with open(Path(hydra_cfg.sweep.dir) / JOBS_FILE, "a") as jobs:
-        jobs.write(json.dumps(line) + "\n")
-
-
-class SweepSummary(Callback):
-    """After a multirun: how many jobs ended how, where to look, and exit 1 if any job did not complete."""
-
-    def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
-        sweep_dir = Path(config.hydra.sweep.dir)
-        jobs = latest_job_records(sweep_dir / JOBS_FILE)
-        if not jobs:
-            return
-        statuses = Counter(job["status"] for job in jobs)
-        notes = Counter(job["note"] for job in jobs if job.get("note"))
-        counts = ", ".join(f"{n} {status}" for status, n in statuses.most_common())
-        counts += "".join(f" ({n} {note})" for note, n in notes.items())
-        print(f"sweep finished: {len(jobs)} jobs, {counts}; leaderboard: python -m cnnbench.report {sweep_dir}; "
-              f"curves and HParams: tensorboard --logdir {sweep_dir}",
-              flush=True)
-        if set(statuses) - {"completed"}:
-            sys.exit(1)
-
-
-def latest_job_records(path: Path) -> list[dict]:
-    """The last record of each job number (a sweep run again in the same folder appends new ones)."""
-    records: dict[int, dict] = {}
-    try:
-        lines = path.read_text().splitlines()
-    except OSError:
-        return []
-    for line in lines:
-        try:
-            record = json.loads(line)
-            records[int(record["job"])] = record
-        except (ValueError, KeyError, TypeError):
-            continue
-    return [records[num] for num in sorted(records)]
