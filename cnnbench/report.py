@@ -23,7 +23,8 @@ from .errors import CnnbenchError, ConfigError
 from .results.leaderboard import METRICS, TARGET, leaderboard, render, write_csv, write_markdown
 from .results.plot import plot
 from .results.runs import Run, find_runs
-from .runtime.overrides import Override
+from .runtime import ledger
+from .runtime.overrides import Override, shell_command
 
 USAGE = "usage: python -m cnnbench.report DIR [DIR ...] [report.out=DIR] [report.group_seeds=true] [report.sort=KEY]"
 OUTPUTS = ("leaderboard.csv", "leaderboard.md", "leaderboard.png")
@@ -88,7 +89,28 @@ def report(argv: list[str]) -> list[dict]:
     rows = leaderboard(runs, options.group_seeds, options.sort)
     paths = write_report(runs, rows, Path(str(options.out)) if options.out is not None else dirs[0])
     print_report(rows, options.sort, paths)
+    for line in sweep_lines(dirs):
+        print(line)
     return rows
+
+
+def sweep_lines(dirs: list[Path]) -> list[str]:
+    """For each sweep folder given, its jobs' states from its ledger, and the command that continues it when
+    jobs are left (pending, interrupted, or running in another process)."""
+    lines = []
+    for folder in dirs:
+        book = ledger.read(folder)
+        if not book or not isinstance(book.get("jobs"), list):
+            continue
+        try:
+            counts = ledger.counts(book)
+        except (KeyError, TypeError, AttributeError):  # a ledger edited by hand: the table above still stands
+            continue
+        line = f"sweep {folder}: {len(book['jobs'])} jobs, {', '.join(f'{n} {s}' for s, n in counts.items())}"
+        if {"pending", "interrupted", "running"} & counts.keys() and book.get("continue"):
+            line += f"; continue: {shell_command(*book['continue'])}"
+        lines.append(line)
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -266,17 +266,23 @@ def failed(cfg: DictConfig, job: SweepJob | None, raised: BaseException) -> floa
     """One line for a run that did not complete, its summary and its ledger entry; in a sweep the other jobs go
     on (their exit code and the closing line show this one), except after Ctrl-C or SIGTERM."""
     err = as_cnnbench_error(raised)
+    refused = isinstance(err, ConfigError) and runlog.attached() is None  # before the run owned a directory
     record_failure(Path(cfg.output_dir), err)
     run_dir = runlog.attached().parent if runlog.attached() else None
     where = str(runlog.attached()) if runlog.attached() else None
     stopped = isinstance(err, Interrupted | Aborted)
     continuation = continue_line(run_dir) if stopped else None
-    if stopped and isinstance(err, Aborted) and continuation is None:
-        err = Aborted(f"{err}; no epoch had finished, so there is nothing to resume")
+    if isinstance(err, Aborted):
+        kept = "last.pt keeps the last finished epoch" if continuation else \
+            "no epoch had finished, so there is nothing to resume"
+        err = Aborted(f"{err}; {kept}")
         err.__cause__ = raised
-    state = "refused" if isinstance(err, ConfigError) and run_dir is None else status_of(err)
-    label = f"{job.label} ({job.sweep_dir / job.folder}) " if job is not None else ""
-    exit_code = announce(err, log, where=where, prefix=f"{label}{'stopped' if stopped else state}")
+    state = "refused" if refused else status_of(err)
+    if job is not None:
+        prefix = f"{job.label} ({job.sweep_dir / job.folder}) {'stopped' if stopped else state}"
+    else:
+        prefix = "stopped" if stopped else "error"
+    exit_code = announce(err, log, where=where, prefix=prefix)
     if job is None:
         if continuation:
             print(continuation, file=sys.stderr, flush=True)

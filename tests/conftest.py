@@ -153,6 +153,22 @@ def one_line_error(result: Result, *fragments: str) -> str:
     return lines[0]
 
 
+def stopped_with_continue(result: Result, run_dir, *fragments: str) -> str:
+    """A stopped run's two lines on stderr: what stopped where (with `fragments`), then `continue: <command>`, a
+    command that bash reads as `python -m cnnbench trainer.resume=<run dir>`."""
+    import shlex
+
+    assert result.returncode != 0, result
+    assert "Traceback" not in result.stdout + result.stderr
+    first, last = [line for line in result.stderr.splitlines() if line.strip()]
+    for fragment in fragments:
+        assert fragment in first, (fragment, first)
+    assert last.startswith("continue: ")
+    assert shlex.split(last.removeprefix("continue: ")) == ["python", "-m", "cnnbench",
+                                                            f"trainer.resume={Path(run_dir).absolute()}"]
+    return first
+
+
 def tb_events(run_dir, **size_guidance):
     """TensorBoard's own reader over a run's event files (in the run directory, or tensorboard/ in old runs)."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator

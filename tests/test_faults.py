@@ -22,7 +22,7 @@ from cnnbench.errors import ConfigError, Diverged
 from cnnbench.evaluate import main as evaluate_main
 from cnnbench.inspect import main as inspect_main
 from cnnbench.report import main as report_main
-from tests.conftest import TINY_RUN, one_line_error, random_images, write_idx
+from tests.conftest import TINY_RUN, one_line_error, random_images, stopped_with_continue, write_idx
 from tests.test_resume import exact_rows, file_hashes, interrupted_run, outcome
 
 
@@ -189,8 +189,7 @@ def test_ctrl_c_during_the_final_test_resumes_into_the_test(cli_main, tmp_path, 
     monkeypatch.setattr(train_module, "final_test", interrupted)
     run_dir = tmp_path / "run"
     result = cli_main(*TINY_RUN, f"hydra.run.dir={run_dir}")
-    one_line_error(result, "interrupted (Ctrl-C); last.pt keeps the last finished epoch",
-                   f"trainer.resume={run_dir}")
+    stopped_with_continue(result, run_dir, "stopped: interrupted (Ctrl-C); last.pt keeps the last finished epoch")
     assert result.returncode == 130 and summary_of(run_dir)["status"] == "interrupted"
     monkeypatch.setattr(train_module, "final_test", real_test)
     resumed = cli_main(f"trainer.resume={run_dir}", f"hydra.run.dir={tmp_path / 'launch'}")
@@ -210,7 +209,7 @@ def test_a_second_ctrl_c_inside_the_checkpoint_save_keeps_the_last_good_one(cli_
     monkeypatch.setattr(fit_module, "save_last", interrupted_second_save)
     run_dir = tmp_path / "run"
     result = cli_main(*TINY_RUN, "trainer.epochs=3", f"hydra.run.dir={run_dir}")
-    one_line_error(result, "interrupted (Ctrl-C); last.pt keeps the last finished epoch")
+    stopped_with_continue(result, run_dir, "interrupted (Ctrl-C); last.pt keeps the last finished epoch")
     assert torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)["epoch"] == 1
     assert not list((run_dir / "checkpoints").glob(".*.tmp"))
 

@@ -26,7 +26,7 @@ OPTIONS = "allowed: report.out, report.group_seeds, report.sort"
 
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory) -> Path:
-    """Four finished runs in <sweep>/0_optimizer.lr=0.01,seed=0 ... <sweep>/3_..., shared by every test here
+    """Four finished runs in <sweep>/0_lr-0.01_seed-0 ... <sweep>/3_..., shared by every test here
     (only read, never changed)."""
     sweep_dir = tmp_path_factory.mktemp("sweep")
     assert main_in_process(*SWEEP, f"hydra.sweep.dir={sweep_dir}") == 0
@@ -49,7 +49,7 @@ def damaged_sweep(sweep, tmp_path) -> Path:
 
 
 def job(sweep: Path, num: int) -> str:
-    """The directory name of job `num`: its number, then its overrides (`1_optimizer.lr=0.01,seed=1`)."""
+    """The directory name of job `num`: its number, then its overrides (`1_lr-0.01_seed-1`)."""
     (name,) = [p.name for p in sweep.iterdir() if p.is_dir() and p.name.split("_")[0] == str(num)]
     return name
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shlex
 import signal
 import subprocess
 import sys
@@ -51,7 +52,7 @@ def stop_after(step_count: int, monkeypatch):
         return result
 
     @contextmanager
-    def fake_signals():
+    def fake_signals(*args, **kwargs):
         yield flag
 
     real_signals = train_module.stop_on_signals
@@ -99,7 +100,10 @@ def test_sigint_to_a_real_training_process_then_resume(cli_main, tmp_path, unint
     if process.returncode == 0:
         pytest.skip("the run finished before the signal arrived")  # a very fast machine
     assert process.returncode == 130 and summary["status"] == "interrupted"
-    assert "Traceback" not in err and "trainer.resume=" in err
+    assert "Traceback" not in err
+    stopped, last = err.strip().splitlines()[-2:]  # the line the shell shows last is a command to paste
+    assert stopped.startswith("stopped: SIGINT: stopped in epoch ")
+    assert shlex.split(last) == ["continue:", "python", "-m", "cnnbench", f"trainer.resume={run_dir}"]
 
     result = cli_main(*RESUMABLE, f"trainer.resume={run_dir}", f"hydra.run.dir={run_dir}")
     assert result.returncode == 0, result.stderr
@@ -183,28 +187,32 @@ def test_a_loose_pt_file_is_refused(cli_main, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["downloads", "run"]  # the failure is recorded in run/
 
 
-def test_sweep_with_a_failing_job_finishes_the_others_then_resume_auto_skips_them(cli_main, tmp_path):
+def test_sweep_with_a_failing_job_finishes_the_others_then_a_rerun_continues_only_the_unfinished(cli_main, tmp_path):
     sweep = tmp_path / "sweep"
     sweep_args = ["-m", *TINY_RUN, "trainer.epochs=1", "optimizer.lr=0.01,1e30,0.05", "trainer.progress_every=1",
                   f"hydra.sweep.dir={sweep}"]
     result = cli_main(*sweep_args)
     assert result.returncode == 1  # a job did not complete: the sweep says so
     statuses = {p.parent.name: json.loads(p.read_text())["status"] for p in sweep.glob("*/summary.json")}
-    first, diverged, last = "0_optimizer.lr=0.01", "1_optimizer.lr=1e+30", "2_optimizer.lr=0.05"
+    first, diverged, last = "0_lr-0.01", "1_lr-1e+30", "2_lr-0.05"
     assert statuses == {first: "completed", diverged: "diverged", last: "completed"}
     assert "3 jobs, 2 completed, 1 diverged" in result.stdout
+    assert f"sweep job 2 of 3 (#1) ({sweep / diverged}) diverged: training diverged" in result.stderr  # at once
     assert "Traceback" not in result.stdout + result.stderr
     entries = {name: hparams_of(sweep / name) for name in statuses}  # every job in HParams, the diverged one too
     assert entries[diverged].status == api_pb2.STATUS_FAILURE and entries[first].status == api_pb2.STATUS_SUCCESS
     assert entries[diverged].values["optimizer.lr"] == 1e30 and entries[diverged].differing == ["optimizer.lr"]
 
     job2 = json.loads((sweep / last / "summary.json").read_text())
-    job2["status"] = "interrupted"  # as if job 2 had been stopped: auto must pick it up, not start over
+    job2["status"] = "interrupted"  # as if job 2 had been stopped: the rerun must pick it up, not start over
     (sweep / last / "summary.json").write_text(json.dumps(job2))
+    book = json.loads((sweep / "sweep.json").read_text())
+    book["jobs"][2]["state"] = "interrupted"
+    (sweep / "sweep.json").write_text(json.dumps(book))
     finished_ckpt = (sweep / first / "checkpoints" / "last.pt").stat().st_mtime_ns
-    again = cli_main(*sweep_args, "trainer.resume=auto")  # the same sweep command, with resume=auto
+    again = cli_main(*sweep_args)  # the same sweep command
     assert again.returncode == 1  # job 1 diverged, and is left so
-    assert "already finished" in again.stdout and "resuming at epoch" in again.stdout
-    assert "3 jobs, 2 completed, 1 diverged (2 already finished)" in again.stdout
+    assert "sweep job 1 of 3 (#0) already completed" in again.stdout and "resuming at epoch" in again.stdout
+    assert "3 jobs, 2 completed, 1 diverged (this launch ran 1: 1 completed)" in again.stdout
     assert (sweep / first / "checkpoints" / "last.pt").stat().st_mtime_ns == finished_ckpt  # not trained again
     assert json.loads((sweep / last / "summary.json").read_text())["status"] == "completed"

@@ -177,10 +177,10 @@ def test_cli_default_layout_and_two_job_multirun(cli_main, tmp_path):
     result = cli_main("-m", *TINY_RUN, "seed=0,1", f"hydra.sweep.dir={sweep}")
     assert result.returncode == 0, result.stderr
     summaries = sorted(sweep.glob("*/summary.json"))
-    assert [p.parent.name for p in summaries] == ["0_seed=0", "1_seed=1"]  # the job and what the sweep varies
+    assert [p.parent.name for p in summaries] == ["0_seed-0", "1_seed-1"]  # the job and what the sweep varies
     overrides = [json.loads(p.read_text())["overrides"] for p in summaries]
     assert "seed=0" in overrides[0] and "seed=1" in overrides[1]
-    for job in ("0_seed=0", "1_seed=1"):
+    for job in ("0_seed-0", "1_seed-1"):
         assert (sweep / job / "run.log").is_file() and (sweep / job / ".hydra" / "config.yaml").is_file()
     out = result.stdout + result.stderr
     assert out.count("sweep job 1 of 2 (#0)") == 1 and "#0 : " not in out  # one announcement per job

@@ -170,7 +170,7 @@ def closing_lines(book: dict, launch: str, stopped_by: str | None) -> tuple[list
         lines.append(f"continue: {shell_command(*book['continue'])}")
     if stopped_by or "interrupted" in mine_states:
         return lines, 128 + signal_number(stopped_by or "SIGINT")
-    return lines, 1 if set(mine_states) & set(ledger.ENDED_BADLY) else 0
+    return lines, 1 if counts.keys() & set(ledger.ENDED_BADLY) else 0
 
 
 def _count(states: list[str]) -> str:

@@ -55,7 +55,7 @@ def log_window(run_log: Path) -> tuple[datetime, datetime]:
 
 def test_joblib_sweep_runs_its_jobs_at_the_same_time(joblib_sweep):
     jobs = sorted(p for p in joblib_sweep.iterdir() if (p / ".hydra").is_dir())
-    assert [p.name for p in jobs] == ["0_optimizer.lr=0.01", "1_optimizer.lr=0.05"]  # resolved in the workers too
+    assert [p.name for p in jobs] == ["0_lr-0.01", "1_lr-0.05"]  # resolved in the workers too
     assert [json.loads((p / "summary.json").read_text())["status"] for p in jobs] == ["completed", "completed"]
     (start_0, end_0), (start_1, end_1) = (log_window(p / "run.log") for p in jobs)
     assert max(start_0, start_1) < min(end_0, end_1), "the two jobs' logs do not overlap: they ran one after the other"
@@ -66,7 +66,7 @@ def test_report_lists_both_jobs_of_the_joblib_sweep(joblib_sweep, tmp_path):
     with (tmp_path / "leaderboard.csv").open(newline="") as file:
         rows = list(csv.DictReader(file))
     assert sorted((row["run"], row["optimizer.lr"], row["status"]) for row in rows) == [
-        ("0_optimizer.lr=0.01", "0.01", "completed"), ("1_optimizer.lr=0.05", "0.05", "completed")]
+        ("0_lr-0.01", "0.01", "completed"), ("1_lr-0.05", "0.05", "completed")]
 
 
 # --- Optuna presets --------------------------------------------------------------------------------------------
