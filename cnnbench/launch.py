@@ -21,7 +21,7 @@ from .engine.checkpoint import load_checkpoint
 from .errors import CnnbenchError, ConfigError, status_of
 from .runtime import runlog
 from .runtime.files import save_json
-from .runtime.overrides import flatten
+from .runtime.overrides import flatten, shell_command
 from .runtime.rundir import SUMMARY_FILE, Claim, ResumePlan, RunDirTaken, claim, drop_if_unused, write_run_records
 from .runtime.sweeps import generated_run_dir, hydra_config, job_overrides
 
@@ -164,3 +164,9 @@ def record_failure(hydra_dir: Path, err: CnnbenchError) -> None:
         if held is not None:
             held.release()
 
+
+def continue_line(run_dir: Path | None) -> str | None:
+    """`continue: python -m cnnbench trainer.resume=<run dir>` when the run has a last.pt to continue from."""
+    if run_dir is None or not (run_dir / "checkpoints" / "last.pt").is_file():
+        return None
+    return f"continue: {shell_command('python', '-m', 'cnnbench', f'trainer.resume={run_dir.absolute()}')}"

@@ -27,7 +27,7 @@ from .engine.fit import FitSettings, final_test, fit, steps_per_epoch
 from .engine.output import NullLogger, RunLogger, print_config, print_header, print_result, run_console
 from .engine.setup import SetupSettings, TrainSetup, build_setup
 from .errors import Aborted, ConfigError, Interrupted, announce, as_cnnbench_error, status_of
-from .launch import Launch, claim_launch, continued, record_failure
+from .launch import Launch, claim_launch, continue_line, continued, record_failure
 from .models import build_model
 from .runtime import distributed, runlog
 from .runtime.devices import resolve_device
@@ -35,7 +35,8 @@ from .runtime.files import save_json
 from .runtime.job_labels import group_choices, hparams, swept_keys
 from .runtime.rundir import SUMMARY_FILE, config_fingerprint, owner, plan_run_dir
 from .runtime.signals import stop_on_signals
-from .runtime.sweep_control import SweepJob, begin_job, close_launch, end_job, shell_command, stop_launch
+from .runtime.sweep_control import close_launch
+from .runtime.sweep_job import SweepJob, begin_job, end_job, skipped, stop_launch
 from .runtime.sweeps import (
     FAILED_JOB_VALUE,
     in_sweep,
@@ -295,30 +296,3 @@ def failed(cfg: DictConfig, job: SweepJob | None, raised: BaseException) -> floa
     if not stopped and cfg.get("sweep", {}).get("fail_fast"):
         stop_launch(job)
     return FAILED_JOB_VALUE
-
-
-def skipped(job: SweepJob) -> float:
-    """A job this launch does not run: done before, run by another live process, or its launch is stopping."""
-    record = job.record
-    if job.action == "done":
-        print(f"{job.label} already {record['state']} ({job.sweep_dir / job.folder}): nothing to do", flush=True)
-        return float(record.get(m.VAL_ACC_BEST) or FAILED_JOB_VALUE)
-    if job.action == "taken":
-        print(f"{job.label} is running in another process (pid {record.get('pid')} on {record.get('host')}): "
-              "left to it", flush=True)
-    else:
-        drop_if_empty(job.sweep_dir / job.folder)
-    return FAILED_JOB_VALUE
-
-
-def drop_if_empty(folder: Path) -> None:
-    """Hydra makes a job's folder before the job starts; a job that does not run leaves none."""
-    if folder.is_dir() and not any(folder.iterdir()):
-        folder.rmdir()
-
-
-def continue_line(run_dir: Path | None) -> str | None:
-    """`continue: python -m cnnbench trainer.resume=<run dir>` when the run has a last.pt to continue from."""
-    if run_dir is None or not (run_dir / "checkpoints" / "last.pt").is_file():
-        return None
-    return f"continue: {shell_command('python', '-m', 'cnnbench', f'trainer.resume={run_dir.absolute()}')}"

@@ -119,8 +119,9 @@ def test_command_line_prints_the_table_and_writes_to_report_out(cli_main, sweep,
     result = cli_main(str(sweep), f"report.out={out}", main=main)
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr and "error" not in result.stderr
-    table_rows = [line for line in result.stdout.splitlines() if "completed" in line]
+    table_rows = [line for line in result.stdout.splitlines() if "completed" in line and "│" in line]
     assert len(table_rows) == 4
+    assert f"sweep {sweep}: 4 jobs, 4 completed" in result.stdout  # from its ledger
     assert all(len(line.split("│")) == len(table_rows[0].split("│")) for line in table_rows)  # no wrapped cells
     assert sorted(path.name for path in out.iterdir()) == ["leaderboard.csv", "leaderboard.md", "leaderboard.png"]
 

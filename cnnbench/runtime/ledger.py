@@ -23,6 +23,7 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from .files import read_json, save_json
+from .rundir import is_live
 
 LEDGER_FILE = "sweep.json"
 LOCK_FILE = "sweep.lock"
@@ -101,10 +102,11 @@ def find(ledger: dict, folder: str) -> dict | None:
     return next((job for job in ledger["jobs"] if job["folder"] == folder), None)
 
 
-def alive(job: dict) -> bool:
-    """Whether a `running` job's process still runs (on this host; another host's job is taken on its word)."""
+def alive(job: dict, sweep_dir: Path | None = None) -> bool:
+    """Whether a `running` job's process still runs: its pid on this host; on another host (a SLURM node), whether
+    its run directory's lock is held (as reliable as the shared filesystem's flock)."""
     if job.get("host") != socket.gethostname():
-        return True
+        return sweep_dir is None or is_live(Path(sweep_dir) / job["folder"])
     try:
         os.kill(int(job["pid"]), 0)
     except ProcessLookupError:
@@ -114,9 +116,9 @@ def alive(job: dict) -> bool:
     return True
 
 
-def state_now(job: dict) -> str:
+def state_now(job: dict, sweep_dir: Path | None = None) -> str:
     state = job.get("state", "pending")
-    return "interrupted" if state == "running" and not alive(job) else state
+    return "interrupted" if state == "running" and not alive(job, sweep_dir) else state
 
 
 def start_job(sweep_dir: Path, num: int, overrides: list[str], folder: str, launch: str | None,
@@ -131,7 +133,7 @@ def start_job(sweep_dir: Path, num: int, overrides: list[str], folder: str, laun
             job = {"num": num, "overrides": overrides, "folder": folder, "state": "pending"}
             ledger["jobs"].append(job)
         stopping = stop_requested or launch in ledger.get("stopping", [])
-        state = state_now(job)
+        state = state_now(job, sweep_dir)
         if state in DONE:
             return "done", dict(job)
         if state == "running" and job.get("pid") != os.getpid():
@@ -191,6 +193,6 @@ def counts(ledger: dict) -> dict[str, int]:
     """Jobs per state, the finished ones first."""
     found: dict[str, int] = {}
     for job in ledger["jobs"]:
-        state = state_now(job)
+        state = state_now(job, ledger.get("sweep_dir"))
         found[state] = found.get(state, 0) + 1
     return {state: found[state] for state in SHOWN_ORDER if state in found}

@@ -26,7 +26,7 @@ from . import ledger
 from .job_labels import job_folder_name
 from .overrides import Override, parse_overrides, path_value, shell_command
 from .signals import STOP_SIGNALS, SWEEP_STOP, signal_name, signal_number
-from .sweeps import JOBLIB_LAUNCHER, hydra_config, in_sweep, job_overrides, sweep_size
+from .sweeps import JOBLIB_LAUNCHER
 
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
 
@@ -42,7 +42,6 @@ class LaunchState:
 
 
 _LAUNCH: LaunchState | None = None
-_WORKER_LAUNCH: str | None = None
 
 
 def identity(task_overrides: list[str]) -> list[str]:
@@ -157,7 +156,7 @@ def close_launch() -> int:
 def closing_lines(book: dict, launch: str, stopped_by: str | None) -> tuple[list[str], int]:
     counts = ledger.counts(book)
     mine = [job for job in book["jobs"] if job.get("launch") == launch]
-    mine_states = [ledger.state_now(job) for job in mine]
+    mine_states = [ledger.state_now(job, book.get("sweep_dir")) for job in mine]
     left = {"pending", "running", "interrupted"} & counts.keys()
     verb = "finished" if not left else "stopped" if stopped_by or "interrupted" in mine_states else "not finished"
     total = ", ".join(f"{n} {state}" for state, n in counts.items())
@@ -191,71 +190,3 @@ class SweepControl(Callback):
         code = close_launch()
         if code:
             sys.exit(code)
-
-
-# --- the job ---------------------------------------------------------------------------------------------------
-
-@dataclass
-class SweepJob:
-    sweep_dir: Path
-    num: int
-    folder: str
-    launch: str | None
-    in_launch_process: bool  # the basic launcher: the job runs in the launch's own process
-    action: str  # run | done | taken | stop
-    record: dict
-
-    @property
-    def label(self) -> str:
-        total = sweep_size(self.sweep_dir / "multirun.yaml")
-        return f"sweep job {self.num + 1}{f' of {total}' if total else ''} (#{self.num})"
-
-    @property
-    def resumes(self) -> bool:
-        """An earlier launch started this job: it continues from its own folder's last.pt."""
-        return self.record.get("earlier", "pending") != "pending" and \
-            (self.sweep_dir / self.folder / "checkpoints" / "last.pt").is_file()
-
-
-def begin_job(output_dir: Path) -> SweepJob | None:
-    """Inside a sweep, what this job does (see ledger.start_job); None outside one."""
-    hydra_cfg = hydra_config()
-    if hydra_cfg is None or not in_sweep():
-        return None
-    sweep_dir = Path(str(hydra_cfg.sweep.dir)).absolute()
-    book = ledger.read(sweep_dir) or {}
-    launches = [entry for entry in book.get("launches", []) if entry.get("pid") in (os.getpid(), os.getppid())
-                and "ended" not in entry]
-    launch = launches[-1]["id"] if launches else None
-    in_launch_process = bool(launches) and launches[-1]["pid"] == os.getpid()
-    global _WORKER_LAUNCH
-    if not in_launch_process and launch != _WORKER_LAUNCH:  # a worker process reused by a later sweep
-        SWEEP_STOP.clear()
-        _WORKER_LAUNCH = launch
-    if launch is not None and threading_main():
-        for sig in STOP_SIGNALS:  # a worker process between its jobs: Ctrl-C stops the sweep, not the worker
-            if signal.getsignal(sig) in (signal.SIG_DFL, signal.default_int_handler):
-                signal.signal(sig, _worker_handler)
-    folder = Path(str(output_dir)).name
-    action, record = ledger.start_job(sweep_dir, int(hydra_cfg.job.num), job_overrides(), folder, launch,
-                                      stop_requested=SWEEP_STOP.requested)
-    return SweepJob(sweep_dir, int(hydra_cfg.job.num), folder, launch, in_launch_process, action, record)
-
-
-def threading_main() -> bool:
-    import threading
-
-    return threading.current_thread() is threading.main_thread()
-
-
-def _worker_handler(signum, frame):
-    SWEEP_STOP.signal_name = SWEEP_STOP.signal_name or signal_name(signum)
-
-
-def end_job(job: SweepJob, state: str, **facts) -> None:
-    ledger.end_job(job.sweep_dir, job.folder, state, **facts)
-
-
-def stop_launch(job: SweepJob) -> None:
-    """sweep.fail_fast: this launch starts no other job."""
-    ledger.request_stop(job.sweep_dir, job.launch)
