@@ -108,8 +108,7 @@ def override_problem(argv: list[str], config_name: str = "config") -> str | None
                 problem = output_dir_problem(cfg.hydra, multirun) if first else None
                 if problem:
                     return problem
-                if multirun and len(sets) > 1:
-                    validate_config(cfg, root=config_name)
+                validate_config(cfg, root=config_name)  # before Hydra makes a folder: a refusal leaves none
         except MissingConfigException as err:
             return _missing_option_message(err)
         except ConfigCompositionException as err:

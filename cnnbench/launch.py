@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,12 +19,14 @@ from omegaconf import DictConfig, OmegaConf
 
 from .config import shown
 from .engine.checkpoint import load_checkpoint
-from .errors import CnnbenchError, ConfigError, status_of
+from .errors import Aborted, CnnbenchError, ConfigError, Interrupted, announce, as_cnnbench_error, status_of
 from .runtime import runlog
 from .runtime.files import save_json
 from .runtime.overrides import flatten, shell_command
 from .runtime.rundir import SUMMARY_FILE, Claim, ResumePlan, RunDirTaken, claim, drop_if_unused, write_run_records
-from .runtime.sweeps import generated_run_dir, hydra_config, job_overrides
+from .runtime.sweep_control import close_launch
+from .runtime.sweep_job import SweepJob, end_job, stop_launch
+from .runtime.sweeps import FAILED_JOB_VALUE, generated_run_dir, hydra_config, job_overrides
 
 log = logging.getLogger(__name__)
 
@@ -144,25 +147,61 @@ def hydra_records() -> tuple[list[str], dict | None]:
     return job_overrides(), hydra
 
 
-def record_failure(hydra_dir: Path, err: CnnbenchError) -> None:
-    """Make sure a failed launch leaves a summary.json saying so: in the directory the run owned, or, for a launch
-    that failed before it owned one (a bad value, a refused resume), in the directory Hydra made for it, unless
-    another run holds that directory (then nothing is written)."""
+def failed(cfg: DictConfig, job: SweepJob | None, raised: BaseException) -> float:
+    """One line for a run that did not complete, its summary and its ledger entry; in a sweep the other jobs go
+    on (their exit code and the closing line show this one), except after Ctrl-C or SIGTERM. A launch refused
+    before it owned a directory writes nothing, and the empty folder Hydra made for it goes."""
+    err = as_cnnbench_error(raised)
+    refused = isinstance(err, ConfigError) and runlog.attached() is None
+    if refused:
+        drop_unclaimed(Path(cfg.output_dir), in_job=job is not None)
+    else:
+        record_failure(err)
+    run_dir = runlog.attached().parent if runlog.attached() else None
+    stopped = isinstance(err, Interrupted | Aborted)
+    continuation = continue_line(run_dir) if stopped else None
+    if isinstance(err, Aborted):
+        kept = "last.pt keeps the last finished epoch" if continuation else \
+            "no epoch had finished, so there is nothing to resume"
+        err = Aborted(f"{err}; {kept}")
+        err.__cause__ = raised
+    state = "refused" if refused else status_of(err)
+    if job is not None:
+        prefix = f"{job.label} ({job.sweep_dir / job.folder}) {'stopped' if stopped else state}"
+    else:
+        prefix = "stopped" if stopped else "error"
+    exit_code = announce(err, log, where=str(runlog.attached()) if run_dir else None, prefix=prefix)
+    if job is None:
+        if continuation:
+            print(continuation, file=sys.stderr, flush=True)
+        sys.exit(exit_code)
+    end_job(job, state, error=str(err).splitlines()[0] if str(err) else type(err).__name__,
+            run_dir=str(run_dir) if run_dir else None)
+    if stopped and job.in_launch_process:  # the basic launcher: end the sweep here, with its closing lines
+        runlog.detach()
+        sys.exit(close_launch() or exit_code)
+    if not stopped and cfg.get("sweep", {}).get("fail_fast"):
+        stop_launch(job)
+    return FAILED_JOB_VALUE
+
+
+def record_failure(err: CnnbenchError) -> None:
+    """A run that failed after it owned its directory, before its summary.json existed, gets one saying so."""
     owned = runlog.attached()
-    held = None
+    if owned is None or (owned.parent / SUMMARY_FILE).is_file():
+        return
     try:
-        if owned is None:
-            held = claim(hydra_dir, resuming=False)
-            runlog.attach(held.run_dir)
-        run_dir = owned.parent if owned is not None else held.run_dir
-        if owned is None or not (run_dir / SUMMARY_FILE).is_file():
-            save_json(run_dir / SUMMARY_FILE, {"status": status_of(err), "error": str(err),
+        save_json(owned.parent / SUMMARY_FILE, {"status": status_of(err), "error": str(err),
                                                "overrides": job_overrides()})
-    except (CnnbenchError, OSError):
-        log.debug("the failure is not recorded in %s", hydra_dir, exc_info=True)
-    finally:
-        if held is not None:
-            held.release()
+    except OSError:
+        log.debug("the failure is not recorded in %s", owned.parent, exc_info=True)
+
+
+def drop_unclaimed(hydra_dir: Path, in_job: bool) -> None:
+    """Remove the folder Hydra made for a launch that never owned it, when it is empty: a clock-named run folder or
+    a sweep job's folder. A folder named with hydra.run.dir may be the user's own: it stays."""
+    if (in_job or generated_run_dir()) and hydra_dir.is_dir() and not any(hydra_dir.iterdir()):
+        hydra_dir.rmdir()
 
 
 def continue_line(run_dir: Path | None) -> str | None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,17 +25,17 @@ from .engine.dashboard import HParam
 from .engine.fit import FitSettings, final_test, fit, steps_per_epoch
 from .engine.output import NullLogger, RunLogger, print_config, print_header, print_result, run_console
 from .engine.setup import SetupSettings, TrainSetup, build_setup
-from .errors import Aborted, ConfigError, Interrupted, announce, as_cnnbench_error, status_of
-from .launch import Launch, claim_launch, continue_line, continued, record_failure
+from .errors import as_cnnbench_error, status_of
+from .launch import Launch, claim_launch, continued, failed
 from .models import build_model
 from .runtime import distributed, runlog
 from .runtime.devices import resolve_device
 from .runtime.files import save_json
 from .runtime.job_labels import group_choices, hparams, swept_keys
-from .runtime.rundir import SUMMARY_FILE, config_fingerprint, owner, plan_run_dir
+from .runtime.overrides import flatten
+from .runtime.rundir import SUMMARY_FILE, config_fingerprint, drop_if_unused, owner, plan_run_dir
 from .runtime.signals import stop_on_signals
-from .runtime.sweep_control import close_launch
-from .runtime.sweep_job import SweepJob, begin_job, end_job, skipped, stop_launch
+from .runtime.sweep_job import begin_job, end_job, skipped
 from .runtime.sweeps import (
     FAILED_JOB_VALUE,
     in_sweep,
@@ -98,9 +97,17 @@ def prepare(cfg: DictConfig) -> Launch:
 
 
 def already_finished(launch: Launch, console) -> dict:
+    """The summary of the finished run a resume named, said in one line; the folder Hydra made for this launch
+    goes if it is empty. Settings the command gave are named as not applied: nothing is trained."""
     finished = m.current_keys(launch.plan.finished)
+    given = flatten(launch.config)
+    ignored = [] if launch.config["trainer"]["resume"] == "auto" else \
+        [f"{key}={given[key]}" for key in named_keys() or [] if key in given]
+    note = f"; {', '.join(ignored)} not applied: start a new run to train with them" if ignored else ""
     console.print(f"the run in {launch.plan.run_dir} already finished ({finished['status']}, {m.TEST_ACC} "
-                  f"{finished.get(m.TEST_ACC)}); nothing to do (a finished run is left as it is)", highlight=False)
+                  f"{finished.get(m.TEST_ACC)}); nothing to do (a finished run is left as it is){note}",
+                  highlight=False)
+    drop_if_unused(Path(launch.hydra_dir or launch.plan.run_dir), launch.plan.run_dir)
     return finished
 
 
@@ -126,6 +133,9 @@ def _run_rank(launch: Launch, ranks: distributed.Ranks, device: torch.device, st
 @contextmanager
 def deterministic_algorithms(enabled: bool):
     before = torch.are_deterministic_algorithms_enabled()
+    if enabled == before:  # the call imports torch._inductor's config: seconds of start-up for nothing
+        yield
+        return
     torch.use_deterministic_algorithms(enabled)
     try:
         yield
@@ -261,38 +271,3 @@ def _main(cfg: DictConfig) -> float:
         end_job(job, summary.get("status", "completed"), fingerprint=summary.get("fingerprint"),
                 **{m.VAL_ACC_BEST: summary.get(m.VAL_ACC_BEST), m.TEST_ACC: summary.get(m.TEST_ACC)})
     return summary.get(m.VAL_ACC_BEST, FAILED_JOB_VALUE)
-
-
-def failed(cfg: DictConfig, job: SweepJob | None, raised: BaseException) -> float:
-    """One line for a run that did not complete, its summary and its ledger entry; in a sweep the other jobs go
-    on (their exit code and the closing line show this one), except after Ctrl-C or SIGTERM."""
-    err = as_cnnbench_error(raised)
-    refused = isinstance(err, ConfigError) and runlog.attached() is None  # before the run owned a directory
-    record_failure(Path(cfg.output_dir), err)
-    run_dir = runlog.attached().parent if runlog.attached() else None
-    where = str(runlog.attached()) if runlog.attached() else None
-    stopped = isinstance(err, Interrupted | Aborted)
-    continuation = continue_line(run_dir) if stopped else None
-    if isinstance(err, Aborted):
-        kept = "last.pt keeps the last finished epoch" if continuation else \
-            "no epoch had finished, so there is nothing to resume"
-        err = Aborted(f"{err}; {kept}")
-        err.__cause__ = raised
-    state = "refused" if refused else status_of(err)
-    if job is not None:
-        prefix = f"{job.label} ({job.sweep_dir / job.folder}) {'stopped' if stopped else state}"
-    else:
-        prefix = "stopped" if stopped else "error"
-    exit_code = announce(err, log, where=where, prefix=prefix)
-    if job is None:
-        if continuation:
-            print(continuation, file=sys.stderr, flush=True)
-        sys.exit(exit_code)
-    end_job(job, state, error=str(err).splitlines()[0] if str(err) else type(err).__name__,
-            run_dir=str(run_dir) if run_dir else None)
-    if stopped and job.in_launch_process:  # the basic launcher: end the sweep here, with its closing lines
-        runlog.detach()
-        sys.exit(close_launch() or exit_code)
-    if not stopped and cfg.get("sweep", {}).get("fail_fast"):
-        stop_launch(job)
-    return FAILED_JOB_VALUE

@@ -57,7 +57,9 @@ def hydra_config() -> DictConfig | None:
 def job_overrides() -> list[str]:
     """The command-line overrides of this run or sweep job, as Hydra passed them to it."""
     hydra_cfg = hydra_config()
-    return list(hydra_cfg.overrides.task) if hydra_cfg is not None else []
+    if hydra_cfg is None:
+        return []
+    return list(OmegaConf.to_container(hydra_cfg.overrides.task, resolve=False))  # as typed: ${...} too
 
 
 def in_sweep() -> bool:

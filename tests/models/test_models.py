@@ -66,11 +66,13 @@ def test_forward(name, in_chans, size):
         assert "\n" not in str(err.value)
         return
     torch.manual_seed(0)
-    model = make(name, in_chans, size, num_classes=7, **options_for(name, size))
-    with torch.no_grad():
-        out = model(torch.randn(2, in_chans, size, size))
+    # the large inputs only for their shapes (seconds each on a CPU); the values at the sizes the tests train at
+    with torch.device("meta" if size >= 96 else "cpu"):
+        model = make(name, in_chans, size, num_classes=7, **options_for(name, size))
+        with torch.no_grad():
+            out = model(torch.randn(2, in_chans, size, size))
     assert out.shape == (2, 7)
-    assert torch.isfinite(out).all()
+    assert out.is_meta or torch.isfinite(out).all()
 
 
 @pytest.mark.parametrize("name", list_models())
