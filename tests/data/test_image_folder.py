@@ -215,7 +215,7 @@ def test_folder_errors_on_the_command_line_are_one_line_without_traceback(cli_ma
     (roots["bad_file"] / "train" / "cat" / "zzz.png").write_bytes(b"\x89PNG truncated")
     cases = [  # arguments, exit code, fragment
         ([], 2, "data.root is required"),
-        ([f"data.root={roots['val_classes']}"], 1, "val lacks ship"),
+        ([f"data.root={roots['val_classes']}"], 2, "val lacks ship"),  # found by validation: refused
         ([f"data.root={roots['bad_file']}", *GIVEN_NORMALIZATION], 1, "zzz.png: not a readable image"),
     ]
     for i, (args, code, fragment) in enumerate(cases):
