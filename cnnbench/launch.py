@@ -1,5 +1,5 @@
 """What a launch runs and where: a fresh run, or the saved run `trainer.resume` names; the claim on its directory;
-the records a launch leaves, and the failure record of one that stopped before it owned a directory.
+the records a launch leaves, and how a launch that did not complete ends (a refused one leaves nothing).
 
 `trainer.resume` continues the saved run: the config saved in its last.pt, not the one composed for this
 command. The command line may change only what cannot alter what was trained so far (`MAY_CHANGE`);
@@ -23,7 +23,16 @@ from .errors import Aborted, CnnbenchError, ConfigError, Interrupted, announce, 
 from .runtime import runlog
 from .runtime.files import save_json
 from .runtime.overrides import flatten, shell_command
-from .runtime.rundir import SUMMARY_FILE, Claim, ResumePlan, RunDirTaken, claim, drop_if_unused, write_run_records
+from .runtime.rundir import (
+    SUMMARY_FILE,
+    Claim,
+    ResumePlan,
+    RunDirTaken,
+    claim,
+    drop_if_unused,
+    remove_if_empty,
+    write_run_records,
+)
 from .runtime.sweep_control import close_launch
 from .runtime.sweep_job import SweepJob, end_job, stop_launch
 from .runtime.sweeps import FAILED_JOB_VALUE, generated_run_dir, hydra_config, job_overrides
@@ -200,8 +209,8 @@ def record_failure(err: CnnbenchError) -> None:
 def drop_unclaimed(hydra_dir: Path, in_job: bool) -> None:
     """Remove the folder Hydra made for a launch that never owned it, when it is empty: a clock-named run folder or
     a sweep job's folder. A folder named with hydra.run.dir may be the user's own: it stays."""
-    if (in_job or generated_run_dir()) and hydra_dir.is_dir() and not any(hydra_dir.iterdir()):
-        hydra_dir.rmdir()
+    if in_job or generated_run_dir():
+        remove_if_empty(hydra_dir)
 
 
 def continue_line(run_dir: Path | None) -> str | None:

@@ -197,8 +197,13 @@ def remove_temporaries(run_dir: Path) -> None:
 
 def drop_if_unused(hydra_dir: Path, run_dir: Path) -> None:
     """Remove the directory Hydra made for a launch that runs elsewhere (a resume), if nothing is in it."""
-    if hydra_dir.resolve() != run_dir.resolve() and hydra_dir.is_dir() and not any(hydra_dir.iterdir()):
-        hydra_dir.rmdir()
+    if hydra_dir.resolve() != run_dir.resolve():
+        remove_if_empty(hydra_dir)
+
+
+def remove_if_empty(folder: Path) -> None:
+    if folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
 
 
 def write_run_records(run_dir: Path, config: dict, overrides: list[str], hydra: dict | None) -> None:
