@@ -21,6 +21,7 @@ import yaml
 from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException, MissingConfigException
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from . import CONF_DIR
 from .config import validate_config
@@ -28,6 +29,7 @@ from .errors import CnnbenchError, announce, as_cnnbench_error
 from .runtime import job_labels  # noqa: F401 (registers the resolver of conf/config.yaml's hydra.sweep.subdir)
 from .runtime.distributed import scratch_run_dir_overrides
 from .runtime.overrides import command_line_overrides, parse_overrides, paths_as_values, single_value_sets
+from .runtime.ownership import foreign_folder, foreign_sweep_folder, protected_folder
 from .runtime.sweeps import missing_plugin
 
 log = logging.getLogger(__name__)
@@ -105,7 +107,7 @@ def override_problem(argv: list[str], config_name: str = "config") -> str | None
                 first = i == 0  # composed with Hydra's own settings, to check where the run will write
                 cfg = compose(config_name, overrides=[*candidate, *hydra_settings] if first else candidate,
                               return_hydra_config=first)
-                problem = output_dir_problem(cfg.hydra, multirun) if first else None
+                problem = output_dir_problem(cfg.hydra, multirun, writes=config_name == "config") if first else None
                 if problem:
                     return problem
                 validate_config(cfg, root=config_name)  # before Hydra makes a folder: a refusal leaves none
@@ -117,6 +119,16 @@ def override_problem(argv: list[str], config_name: str = "config") -> str | None
             return _composition_message(err, lambda others: compose(config_name, overrides=others), candidate)
         except yaml.YAMLError as err:
             return f"a config file is not valid YAML ({' '.join(str(err).split())[:200]})"
+        except OmegaConfBaseException as err:  # an interpolation that cannot be resolved
+            key = getattr(err, "full_key", None) or "a value"
+            given = next((line for line in candidate if line.split("=", 1)[0].lstrip("+~") == key), key)
+            reason = str(err).splitlines()[0].split(" full_key:")[0]
+            return f"{given} cannot be resolved ({reason}); give a plain value or an interpolation that resolves"
+        except OSError as err:  # a group option too long for a file name, a config folder that cannot be read
+            longest = max(candidate or [""], key=len)
+            key, _, value = longest.partition("=")
+            return (f"{key}=<{len(value)} characters> cannot be used ({err.strerror}): expected an option of "
+                    f"'{key}' or a value of ordinary length")
         except CnnbenchError as err:
             swept = {o.key for o in overrides if o.sweep}
             job = " ".join(line for line in candidate if line.split("=", 1)[0].lstrip("+~") in swept)
@@ -124,8 +136,9 @@ def override_problem(argv: list[str], config_name: str = "config") -> str | None
     return None
 
 
-def output_dir_problem(hydra_cfg: DictConfig, multirun: bool) -> str | None:
-    """hydra.run.dir (hydra.sweep.dir) must be a folder, or be creatable: Hydra makes it before cnnbench runs."""
+def output_dir_problem(hydra_cfg: DictConfig, multirun: bool, writes: bool = True) -> str | None:
+    """hydra.run.dir (hydra.sweep.dir) must be a folder, or be creatable: Hydra makes it before cnnbench runs; for a
+    command that `writes` runs there, one that is cnnbench's or new (see runtime/ownership.py)."""
     key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
     try:
         path = Path(str(OmegaConf.select(hydra_cfg, key.removeprefix("hydra.")))).expanduser()
@@ -133,6 +146,9 @@ def output_dir_problem(hydra_cfg: DictConfig, multirun: bool) -> str | None:
         return None
     if path.exists() and not path.is_dir():
         return f"{key}={path} is a file, not a directory; choose another {key}"
+    problem = writes and (protected_folder(path) or (foreign_sweep_folder(path) if multirun else foreign_folder(path)))
+    if problem:
+        return f"{key}={path} {problem}; nothing was written there: choose a new or empty folder with {key}=<folder>"
     existing = next(parent for parent in [path, *path.parents] if parent.exists())
     if not os.access(existing, os.W_OK | os.X_OK):
         return f"{key}={path}: {existing.resolve()} is not writable; choose another {key} or fix the permissions"

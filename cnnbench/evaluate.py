@@ -24,10 +24,12 @@ from .engine.loop import evaluate_with_confusion
 from .engine.output import per_class_accuracy, print_per_class
 from .engine.setup import use_amp
 from .errors import ConfigError
+from .launch import FROM_THIS_LAUNCH, MAY_CHANGE
 from .models import build_model
 from .runtime.devices import resolve_device
 from .runtime.files import read_json
 from .runtime.overrides import parse_overrides, path_argument
+from .runtime.ownership import checkpoint_mismatch
 from .runtime.rundir import SUMMARY_FILE, status_now
 
 USAGE = "usage: python -m cnnbench.evaluate run=<run dir> [data.split=test|val] [key=value ...]"
@@ -43,7 +45,11 @@ def evaluate_run(run_dir: Path, overrides: list[str], console: Console, split: s
     if fixed:
         raise ConfigError(f"{fixed[0]} is not allowed: best.pt holds the weights of the run's own model; evaluate "
                           "another run directory instead")
-    checkpoint = load_checkpoint(run_dir / "checkpoints" / "best.pt")
+    best = run_dir / "checkpoints" / "best.pt"
+    checkpoint = load_checkpoint(best, require=("config", "model", "epoch"))
+    mismatch = checkpoint_mismatch(best, checkpoint["config"], run_dir, MAY_CHANGE + FROM_THIS_LAUNCH)
+    if mismatch:
+        raise ConfigError(mismatch)
     state = status_now(run_dir, read_json(run_dir / SUMMARY_FILE) or {})
     if state in ("running", "stale"):
         console.print(f"note: this run is {'still training' if state == 'running' else 'dead (stale): it stopped'}"

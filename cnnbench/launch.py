@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import logging
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from .errors import Aborted, CnnbenchError, ConfigError, Interrupted, announce, 
 from .runtime import runlog
 from .runtime.files import save_json
 from .runtime.overrides import flatten, shell_command
+from .runtime.ownership import checkpoint_mismatch
 from .runtime.rundir import (
     SUMMARY_FILE,
     Claim,
@@ -35,7 +37,7 @@ from .runtime.rundir import (
 )
 from .runtime.sweep_control import close_launch
 from .runtime.sweep_job import SweepJob, end_job, stop_launch
-from .runtime.sweeps import FAILED_JOB_VALUE, generated_run_dir, hydra_config, job_overrides
+from .runtime.sweeps import FAILED_JOB_VALUE, generated_run_dir, hydra_config, in_sweep, job_overrides
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +80,11 @@ def _set(tree: dict, dotted: str, value) -> None:
 def continued(cfg: DictConfig, checkpoint: Path, named: list[str] | None) -> Continuation:
     """The config a resume of `checkpoint` runs with. `named`: the keys the command line set (group choices
     included), whose values are compared with the saved ones; None compares every key (a config built in code)."""
-    saved_state = load_checkpoint(checkpoint, mmap=True)
-    saved = saved_state.get("config") or {}
+    saved_state = load_checkpoint(checkpoint, mmap=True, require=("config", "model", "epoch"))
+    saved = saved_state["config"]
+    mismatch = checkpoint_mismatch(checkpoint, saved, checkpoint.parent.parent, MAY_CHANGE + FROM_THIS_LAUNCH)
+    if mismatch:
+        raise ConfigError(mismatch)
     current = OmegaConf.to_container(cfg, resolve=True)
     flat_saved, flat_current = flatten(saved), flatten(current)
     differing = sorted(k for k in flat_saved.keys() | flat_current.keys()
@@ -126,25 +131,41 @@ def _epochs_notice(merged: dict, saved: dict, epochs_done: int, schedule_epochs:
 
 # --- the run directory: claimed, recorded ----------------------------------------------------------------------
 
-def claim_launch(launch: Launch) -> Claim:
+def claim_launch(launch: Launch, replan: Callable[[], Launch]) -> tuple[Claim, Launch]:
     """Claim the launch's run directory; a clock-named one taken by another launch of the same second becomes
-    <name>_2, _3, ... Then the run log opens there and a fresh run writes its .hydra/ records."""
+    <name>_2, _3, ...; a run `trainer.resume=auto` chose that another launch took meanwhile is passed over
+    (`replan` plans again, seeing it alive). Then the run log opens there and a fresh run writes its .hydra/
+    records. The claim and the launch it is for."""
+    try:
+        held = _claim_first_free(launch)
+    except RunDirTaken:
+        if launch.config["trainer"].get("resume") != "auto" or launch.plan.checkpoint is None:
+            raise
+        launch = replan()
+        held = _claim_first_free(launch)
+    runlog.attach(held.run_dir)
+    drop_if_unused(Path(launch.hydra_dir or held.run_dir), held.run_dir)
+    if held.set_aside is not None:
+        log.warning("%s held the records of a run that ended before saving a checkpoint; they are kept in %s and "
+                    "this run starts afresh", held.run_dir, held.set_aside)
+    if launch.plan.checkpoint is None:
+        overrides, hydra = hydra_records()
+        write_run_records(held.run_dir, {**launch.config, "output_dir": str(held.run_dir)}, overrides, hydra)
+    return held, launch
+
+
+def _claim_first_free(launch: Launch) -> Claim:
     run_dir, resuming = launch.plan.run_dir, launch.plan.checkpoint is not None
     renames = generated_run_dir() and not resuming
+    key = "trainer.resume" if resuming else "hydra.sweep.dir" if in_sweep() else "hydra.run.dir"
     for attempt in range(1, 100):
         candidate = run_dir if attempt == 1 else run_dir.with_name(f"{run_dir.name}_{attempt}")
         try:
-            held = claim(candidate, resuming)
-            break
+            return claim(candidate, resuming, key)
         except RunDirTaken:
-            if not renames:
+            if not renames or attempt == 99:
                 raise
-    runlog.attach(held.run_dir)
-    drop_if_unused(Path(launch.hydra_dir or held.run_dir), held.run_dir)
-    if not resuming:
-        overrides, hydra = hydra_records()
-        write_run_records(held.run_dir, {**launch.config, "output_dir": str(held.run_dir)}, overrides, hydra)
-    return held
+    raise AssertionError("unreachable")
 
 
 def hydra_records() -> tuple[list[str], dict | None]:
@@ -162,7 +183,7 @@ def failed(cfg: DictConfig, job: SweepJob | None, raised: BaseException) -> floa
     before it owned a directory writes nothing, and the empty folder Hydra made for it goes."""
     err = as_cnnbench_error(raised)
     refused = isinstance(err, ConfigError) and runlog.attached() is None
-    if refused:
+    if runlog.attached() is None:
         drop_unclaimed(Path(cfg.output_dir), in_job=job is not None)
     else:
         record_failure(err)
@@ -172,8 +193,8 @@ def failed(cfg: DictConfig, job: SweepJob | None, raised: BaseException) -> floa
     if isinstance(err, Aborted):
         kept = "last.pt keeps the last finished epoch" if continuation else \
             "no epoch had finished, so there is nothing to resume"
-        err = Aborted(f"{err}; {kept}")
-        err.__cause__ = raised
+        exit_code, err = err.exit_code, Aborted(f"{err}; {kept}")
+        err.exit_code, err.__cause__ = exit_code, raised
     state = "refused" if refused else status_of(err)
     if job is not None:
         prefix = f"{job.label} ({job.sweep_dir / job.folder}) {'stopped' if stopped else state}"

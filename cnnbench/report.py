@@ -89,6 +89,8 @@ def report(argv: list[str]) -> list[dict]:
     rows = leaderboard(runs, options.group_seeds, options.sort)
     paths = write_report(runs, rows, Path(str(options.out)) if options.out is not None else dirs[0])
     print_report(rows, options.sort, paths)
+    for problem in (problem for run in runs for problem in run.problems):
+        print(f"unreadable: {problem} (the run is listed with what could be read)", file=sys.stderr)
     for line in sweep_lines(dirs):
         print(line)
     return rows

@@ -34,7 +34,7 @@ from .runtime.files import save_json
 from .runtime.job_labels import group_choices, hparams, swept_keys
 from .runtime.overrides import flatten
 from .runtime.rundir import SUMMARY_FILE, config_fingerprint, drop_if_unused, owner, plan_run_dir
-from .runtime.signals import stop_on_signals
+from .runtime.signals import abort_on_signals, stop_on_signals
 from .runtime.sweep_job import begin_job, end_job, skipped
 from .runtime.sweeps import (
     FAILED_JOB_VALUE,
@@ -66,14 +66,24 @@ def run(cfg: DictConfig) -> dict:
     if threads is not None and threads != torch.get_num_threads():
         log.info("%d CPU threads per process", threads)
         torch.set_num_threads(threads)
-    spawned_with = (run_plain, OmegaConf.to_container(run_cfg), threads)
-    with distributed.process_group(run_cfg.trainer.devices, device, spawned_with) as ranks:
-        if ranks.is_main and launch is None:
-            launch = prepare(cfg)
-        launch = distributed.broadcast_from_main(launch)
-        if launch.plan.finished is not None:
-            return already_finished(launch, run_console(ranks.is_main))
-        return _run_rank(launch, ranks, distributed.rank_device(device, ranks.local_rank), started)
+    held = None
+    try:
+        if launch is not None:  # the folder is this launch's before the ranks it spawns start
+            held, launch = claim_launch(launch, replan=lambda: prepare(cfg))
+        spawned_with = (run_plain, OmegaConf.to_container(run_cfg), threads)
+        with distributed.process_group(run_cfg.trainer.devices, device, spawned_with) as ranks:
+            if ranks.is_main and launch is None:  # rank 0 under torchrun
+                launch = prepare(cfg)
+                if launch.plan.finished is None:
+                    held, launch = claim_launch(launch, replan=lambda: prepare(cfg))
+            launch = distributed.broadcast_from_main(launch)
+            if launch.plan.finished is not None:
+                return already_finished(launch, run_console(ranks.is_main))
+            run_dir = Path(distributed.broadcast_from_main(str(held.run_dir) if held else None))
+            return _run_rank(launch, run_dir, ranks, distributed.rank_device(device, ranks.local_rank), started)
+    finally:
+        if held is not None:
+            held.release()
 
 
 def run_plain(config: dict) -> dict:
@@ -111,23 +121,17 @@ def already_finished(launch: Launch, console) -> dict:
     return finished
 
 
-def _run_rank(launch: Launch, ranks: distributed.Ranks, device: torch.device, started: float) -> dict:
+def _run_rank(launch: Launch, run_dir: Path, ranks: distributed.Ranks, device: torch.device, started: float) -> dict:
     console = run_console(ranks.is_main)
-    held = claim_launch(launch) if ranks.is_main else None
-    run_dir = Path(distributed.broadcast_from_main(str(held.run_dir) if held else None))
     cfg = OmegaConf.create({**launch.config, "output_dir": str(run_dir)})
-    try:
-        if ranks.is_main:
-            for notice in launch.notices:
-                console.print(notice, highlight=False)
-            shown = config_shown(OmegaConf.to_container(cfg), OmegaConf.select(cfg, "console.config", default="diff"),
-                                 group_choices())
-            print_config(console, OmegaConf.to_yaml(cfg), shown)
-        with deterministic_algorithms(cfg.trainer.deterministic):
-            return _train_and_test(cfg, launch, run_dir, ranks, device, console, started)
-    finally:
-        if held is not None:
-            held.release()
+    if ranks.is_main:
+        for notice in launch.notices:
+            console.print(notice, highlight=False)
+        shown = config_shown(OmegaConf.to_container(cfg), OmegaConf.select(cfg, "console.config", default="diff"),
+                             group_choices())
+        print_config(console, OmegaConf.to_yaml(cfg), shown)
+    with deterministic_algorithms(cfg.trainer.deterministic):
+        return _train_and_test(cfg, launch, run_dir, ranks, device, console, started)
 
 
 @contextmanager
@@ -263,10 +267,11 @@ def _main(cfg: DictConfig) -> float:
         return skipped(job)
     if job is not None and job.resumes and cfg.trainer.resume in (None, ""):
         cfg.trainer.resume = str(job.sweep_dir / job.folder)  # its own folder: continued where it stopped
-    try:
-        summary = run(cfg)
-    except BaseException as raised:  # every fault ends in one line; its traceback goes to run.log
-        return failed(cfg, job, raised)
+    with abort_on_signals(enabled=job is None):  # a sweep's launch stops its jobs after their step instead
+        try:
+            summary = run(cfg)
+        except BaseException as raised:  # every fault ends in one line; its traceback goes to run.log
+            return failed(cfg, job, raised)
     if job is not None:
         end_job(job, summary.get("status", "completed"), fingerprint=summary.get("fingerprint"),
                 **{m.VAL_ACC_BEST: summary.get(m.VAL_ACC_BEST), m.TEST_ACC: summary.get(m.TEST_ACC)})

@@ -246,5 +246,5 @@ def test_a_refused_resume_of_a_live_run_names_its_owner(cli_main, make_cfg, tmp_
         result = cli_main(f"trainer.resume={run_dir}", f"hydra.run.dir={tmp_path / 'launch'}")
     finally:
         held.release()
-    one_line_error(result, f"output_dir {run_dir} is in use by a live run (pid ")
+    one_line_error(result, f"trainer.resume={run_dir}: the run in {run_dir} is alive (pid ", "wait for it to end")
     assert file_hashes(run_dir) == before and result.returncode == 2

@@ -120,7 +120,8 @@ def test_a_launch_into_the_directory_of_a_live_run_is_one_line_and_writes_nothin
         result = cli_main(*TINY_RUN, f"hydra.run.dir={tmp_path / 'run'}")
     finally:
         held.release()
-    one_line_error(result, f"output_dir {tmp_path / 'run'} is in use by a live run (pid {os.getpid()} on ")
+    one_line_error(result, f"hydra.run.dir={tmp_path / 'run'} is in use by a live run (pid {os.getpid()} on ",
+                   "wait for it to end, or choose another hydra.run.dir")
     assert result.returncode == 2 and sorted(p.name for p in (tmp_path / "run").iterdir()) == ["run.lock"]
 
 

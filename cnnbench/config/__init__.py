@@ -43,6 +43,7 @@ def validate_config(cfg: DictConfig, root: str = "config") -> None:
         complete_folder_config(cfg.data, normalization=normalized)
     _check_rules(cfg, RULES)
     check_known_keys(cfg, root)
+    _check_targets(cfg)
     _check_nesterov(cfg.optimizer)
     _check_target(cfg.trainer)
     _check_data_format(cfg.data)
@@ -52,6 +53,7 @@ def validate_config(cfg: DictConfig, root: str = "config") -> None:
     device = resolve_device(cfg.trainer.device)
     _check_sync_bn(cfg.trainer, device)
     _check_cuda_choices(cfg, device, model)
+    _check_device_count(cfg.trainer, device)
 
 
 def _check_sections(cfg: DictConfig, root: str) -> None:
@@ -91,6 +93,35 @@ def not_allowed(key: str, value, expected: str) -> ConfigError:
 
 
 # --- rules that involve more than one key ----------------------------------------------------------------
+
+SCHEDULES = ("constant", "cosine", "step", "onecycle")  # the functions of cnnbench.engine.schedulers
+
+
+def _check_targets(cfg: DictConfig) -> None:
+    """What `instantiate` will build: an optimizer class and one of cnnbench's schedules, nothing else (Hydra
+    refuses `os.system` and the like only once the run is under way)."""
+    optimizer = OmegaConf.select(cfg, "optimizer._target_", default=None)
+    if not _is_optimizer_class(optimizer):
+        raise not_allowed("optimizer._target_", optimizer, "the import path of a torch.optim.Optimizer class "
+                                                         "(torch.optim.SGD, torch.optim.AdamW, ...)")
+    scheduler = OmegaConf.select(cfg, "scheduler._target_", default=None)
+    allowed = [f"cnnbench.engine.schedulers.{name}" for name in SCHEDULES]
+    if scheduler not in allowed:
+        raise not_allowed("scheduler._target_", scheduler, f"one of {', '.join(allowed)} (choose with scheduler=)")
+
+
+def _is_optimizer_class(target) -> bool:
+    import importlib
+
+    if not isinstance(target, str) or "." not in target:
+        return False
+    module, _, name = target.rpartition(".")
+    try:
+        found = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError, TypeError):
+        return False
+    return isinstance(found, type) and issubclass(found, torch.optim.Optimizer)
+
 
 def _check_nesterov(optimizer_cfg: DictConfig) -> None:
     # torch.optim.SGD raises for Nesterov momentum without momentum
@@ -137,6 +168,26 @@ def _check_model_fits_input(cfg: DictConfig) -> torch.nn.Module:
     except Exception as err:  # a layer that refuses its size: torch's RuntimeError and the like
         raise ConfigError(f"model={cfg.model.name} cannot take {cfg.data.in_chans}x{size}x{size} inputs "
                           f"({str(err).splitlines()[0]}); change data.resize or the model's options") from err
+
+
+def _check_device_count(trainer_cfg: DictConfig, device: torch.device) -> None:
+    """One process per GPU, or per usable CPU core: more would only wait on each other (and may not start)."""
+    devices = trainer_cfg.get("devices", 1)
+    if devices == 1 or launched_by_torchrun():
+        return
+    if device.type == "cuda":
+        available, what = torch.cuda.device_count(), "CUDA device(s)"
+    else:
+        available, what = usable_cores(), "CPU core(s) this process may use"
+    if devices > available:
+        raise not_allowed("trainer.devices", devices, f"at most {available} on {device.type}: this machine has "
+                                                      f"{available} {what}, one per process")
+
+
+def usable_cores() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def _check_sync_bn(trainer_cfg: DictConfig, device: torch.device) -> None:

@@ -41,9 +41,10 @@ def save_checkpoint(path: Path, **state: Any) -> None:
     atomic_write(path, write)
 
 
-def load_checkpoint(path: Path, map_location: str | torch.device = "cpu", mmap: bool = False) -> dict[str, Any]:
-    """Load a checkpoint written by save_checkpoint; anything else is a one-line CnnbenchError. `mmap` maps the
-    tensors instead of reading them (to look at the rest)."""
+def load_checkpoint(path: Path, map_location: str | torch.device = "cpu", mmap: bool = False,
+                    require: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Load a checkpoint written by save_checkpoint; anything else, or one without the entries `require` names, is a
+    one-line CnnbenchError. `mmap` maps the tensors instead of reading them (to look at the rest)."""
     path = Path(path)
     if not path.is_file():
         raise CnnbenchError(f"checkpoint {path} does not exist")
@@ -57,6 +58,10 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu", mmap: 
     if payload["format_version"] != FORMAT_VERSION:
         raise CnnbenchError(f"checkpoint {path} has format version {payload['format_version']}, "
                             f"this cnnbench reads version {FORMAT_VERSION}")
+    missing = [key for key in require if not isinstance(payload.get(key), dict | int)]
+    if missing:
+        raise CnnbenchError(f"checkpoint {path} has no {' or '.join(missing)}: it was not saved by a cnnbench run "
+                            "(or was cut short); use a run's own checkpoints/best.pt or last.pt")
     return payload
 
 

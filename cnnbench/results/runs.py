@@ -15,6 +15,7 @@ from ..engine import metrics as m
 from ..errors import ConfigError
 from ..runtime.files import read_json
 from ..runtime.overrides import flatten, settings_of
+from ..runtime.ownership import SET_ASIDE_PREFIX
 from ..runtime.rundir import SUMMARY_FILE, status_now
 
 
@@ -27,6 +28,7 @@ class Run:
     settings: dict[str, str]  # every resolved config value and group choice, overrides included
     has_config: bool  # False when .hydra/config.yaml is missing: then only the overrides are known
     summary: dict = field(default_factory=dict)  # with today's metric names
+    problems: list[str] = field(default_factory=list)  # "<file>: <why>" for each of its files that cannot be read
 
     def metric(self, key: str) -> float | None:
         value = self.summary.get(key)
@@ -53,6 +55,32 @@ def _text(value) -> str:
     return json.dumps(value) if value is None or isinstance(value, bool) else str(value)
 
 
+def readable(text: str) -> str:
+    """A file or folder name as it can be printed and written: undecodable bytes become U+FFFD."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def unreadable_files(path: Path) -> list[str]:
+    """`<file>: <why>` for each record of a run that exists but cannot be read as what it should be."""
+    problems = []
+    for name in (SUMMARY_FILE, "metrics.csv", ".hydra/config.yaml", ".hydra/overrides.yaml", ".hydra/hydra.yaml"):
+        file = path / name
+        if not file.is_file():
+            continue
+        try:
+            text = file.read_bytes().decode("utf-8")
+            if name == SUMMARY_FILE and not isinstance(json.loads(text), dict):
+                raise ValueError("not a JSON object")
+            if name.endswith(".yaml"):
+                yaml.safe_load(text)
+        except UnicodeDecodeError as err:
+            problems.append(f"{readable(str(file))}: byte 0x{err.object[err.start]:02x} at offset {err.start} is "
+                            "not UTF-8 text")
+        except (OSError, ValueError, yaml.YAMLError) as err:
+            problems.append(f"{readable(str(file))}: {' '.join(str(err).split())[:120] or type(err).__name__}")
+    return problems
+
+
 def load_run(path: Path, name: str | None = None) -> Run:
     exists = (path / SUMMARY_FILE).is_file()
     summary = read_json(path / SUMMARY_FILE)
@@ -70,7 +98,8 @@ def load_run(path: Path, name: str | None = None) -> Run:
     status = status_now(path, summary)
     if "epochs_run" not in summary and "epochs_done" in summary:  # a run that has not finished (yet)
         summary["epochs_run"] = summary["epochs_done"]
-    return Run(path, name or path.name, status, overrides, settings, bool(config), summary)
+    return Run(path, readable(name or path.name), status, overrides, settings, bool(config), summary,
+               unreadable_files(path))
 
 
 def _natural_key(path: Path) -> list:
@@ -85,6 +114,7 @@ def find_runs(dirs: list[Path]) -> list[Run]:
             raise ConfigError(f"{folder} {'is not a directory' if folder.exists() else 'does not exist'}")
         paths = {p.parent for p in folder.rglob(SUMMARY_FILE)} | {
             p.parent.parent for p in folder.rglob(".hydra/overrides.yaml")}
+        paths = {p for p in paths if not any(part.startswith(SET_ASIDE_PREFIX) for part in p.parts)}
         if not paths:
             raise ConfigError(f"{folder} contains no run (no {SUMMARY_FILE} or .hydra/overrides.yaml under it)")
         for path in sorted(paths, key=_natural_key):
@@ -104,7 +134,7 @@ def read_curve(path: Path, metric: str = m.VAL_ACC) -> tuple[list[int], list[flo
     """Epochs and one metric from a run's metrics.csv; a row cut short by a crash is skipped."""
     epochs, values = [], []
     try:
-        with path.open(newline="") as file:
+        with path.open(newline="", errors="replace") as file:  # a damaged byte loses its row, not the curve
             for row in csv.DictReader(file):
                 try:
                     epoch, value = int(row["epoch"]), float(row[metric])
@@ -112,6 +142,6 @@ def read_curve(path: Path, metric: str = m.VAL_ACC) -> tuple[list[int], list[flo
                     continue
                 epochs.append(epoch)
                 values.append(value)
-    except OSError:
+    except (OSError, csv.Error):
         pass
     return epochs, values

@@ -27,7 +27,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from ..errors import CnnbenchError, ConfigError
+from ..errors import Aborted, CnnbenchError, ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -193,14 +193,12 @@ def process_group(devices: int, device: torch.device, child_args: tuple):
         _init(device, ranks, f"tcp://127.0.0.1:{port}")
         with _destroyed_on_exit():
             yield ranks
-    except Exception as err:
-        failed = _join(children, timeout_s=5)
-        if failed and not isinstance(err, CnnbenchError):  # rank 0 only saw a broken connection
+    except BaseException as err:
+        stopped = isinstance(err, Aborted | KeyboardInterrupt)  # a signal: the other ranks go too, at once
+        failed = _join(children, timeout_s=1 if stopped else 5, expected=stopped)
+        if failed and isinstance(err, Exception) and not isinstance(err, CnnbenchError):  # only a broken connection
             reason = str(err).splitlines()[0] if str(err) else type(err).__name__
             raise CnnbenchError(f"{_describe(failed[0])}; rank 0 stopped: {reason}") from err
-        raise
-    except BaseException:
-        _join(children, timeout_s=5)
         raise
     failed = _join(children, timeout_s=60)
     if failed:
@@ -232,12 +230,14 @@ def _destroyed_on_exit():
         dist.destroy_process_group()
 
 
-def _join(children: mp.ProcessContext, timeout_s: float) -> list[tuple[int, int]]:
-    """Wait for the spawned ranks (terminating any still running after `timeout_s`); (rank, exit code) of failures."""
+def _join(children: mp.ProcessContext, timeout_s: float, expected: bool = False) -> list[tuple[int, int]]:
+    """Wait for the spawned ranks (terminating any still running after `timeout_s`, which is `expected` when the run
+    was stopped by a signal); (rank, exit code) of failures."""
     for process in children.processes:
         process.join(timeout_s)
         if process.is_alive():
-            log.warning("rank process %d did not exit; terminating it", process.pid)
+            log.log(logging.DEBUG if expected else logging.WARNING, "rank process %d did not exit; terminating it",
+                    process.pid)
             process.terminate()
             process.join()
     return [(index + 1, p.exitcode) for index, p in enumerate(children.processes) if p.exitcode != 0]

@@ -23,9 +23,8 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from .files import atomic_write, read_json
+from .ownership import LOCK_FILE, SUMMARY_FILE, foreign_folder, is_cnnbench_run, protected_folder, set_aside
 
-SUMMARY_FILE = "summary.json"
-LOCK_FILE = "run.lock"
 LAST = Path("checkpoints") / "last.pt"
 # Settings that do not change what a run computes, so runs that differ only in them are "the same config".
 NOT_PART_OF_THE_EXPERIMENT = ("output_dir", "trainer.resume", "trainer.progress_every")
@@ -73,11 +72,31 @@ def plan_resume(path: Path, spec: str) -> ResumePlan:
     summary = read_json(path / SUMMARY_FILE) or {}
     if summary.get("status") in FINISHED:
         return ResumePlan(path, finished=summary)
+    if is_live(path):
+        raise RunDirTaken(f"trainer.resume={spec}: the run in {path} is alive ({describe_owner(path)}); wait for it "
+                          "to end, or stop it (Ctrl-C) and resume it then")
     if not (path / LAST).is_file():
-        why = ("it stopped before its first epoch ended; start it again without trainer.resume"
-               if (path / SUMMARY_FILE).is_file() else "give a run directory, its checkpoints/last.pt, or auto")
-        raise ConfigError(f"trainer.resume={spec}: there is no checkpoint at {path / LAST} ({why})")
+        if not path.is_dir() or not is_cnnbench_run(path):
+            what = "is not a cnnbench run (no run.lock or summary.json)" if path.is_dir() else "does not exist"
+            raise ConfigError(f"trainer.resume={spec}: {path} {what}; give a run directory, its checkpoints/last.pt, "
+                              "or auto")
+        raise ConfigError(f"trainer.resume={spec}: there is no checkpoint to continue from in {path} (no "
+                          f"{LAST}: the run ended before it saved one); start it again, its records set aside: "
+                          f"{restart_command(path)}")
     return ResumePlan(path, path / LAST)
+
+
+def restart_command(run_dir: Path) -> str:
+    """The command that starts a run again from scratch in its own folder, with its own command line."""
+    import yaml
+
+    try:
+        saved = yaml.safe_load((run_dir / ".hydra" / "overrides.yaml").read_text()) or []
+    except (OSError, ValueError, yaml.YAMLError):
+        saved = []
+    own = [line for line in saved if isinstance(line, str)
+           and line.split("=", 1)[0].lstrip("+~") not in ("trainer.resume", "hydra.run.dir")]
+    return shlex.join(["python", "-m", "cnnbench", *own, f"hydra.run.dir={run_dir.absolute()}"])
 
 
 def plan_auto(run_dir: Path, fingerprint: str) -> ResumePlan:
@@ -124,6 +143,7 @@ class Claim:
 
     run_dir: Path
     fd: int
+    set_aside: Path | None = None  # where a dead run's records went before this fresh start
 
     def release(self) -> None:
         if self.fd >= 0:
@@ -131,20 +151,27 @@ class Claim:
             self.fd = -1
 
 
-def claim(run_dir: Path, resuming: bool) -> Claim:
-    """Lock `run_dir` for this process. A fresh run may not take a directory that holds a run; nobody may take
-    one that a live process holds. Temporary files a killed run left behind are removed."""
+def claim(run_dir: Path, resuming: bool, key: str = "hydra.run.dir") -> Claim:
+    """Lock `run_dir` for this process. Only a new or empty folder, or a cnnbench run's, is taken (`key` names the
+    setting that chose it); a fresh run may not take a directory that holds a run, and nobody may take one that a
+    live process holds. A fresh start in a dead run's folder (no checkpoint to continue) sets its records aside
+    first (`Claim.set_aside`); temporary files a killed run left behind are removed."""
     run_dir = Path(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
-        raise ConfigError(f"output_dir {run_dir} is a file, not a directory; choose another hydra.run.dir")
+        raise ConfigError(f"{key}={run_dir} is a file, not a directory; choose another {key}")
+    problem = protected_folder(run_dir) or foreign_folder(run_dir)
+    if problem:
+        raise ConfigError(f"{key}={run_dir} {problem}; nothing was written there: choose a new or empty folder "
+                          f"with {key}=<folder>")
     run_dir.mkdir(parents=True, exist_ok=True)
     fd = os.open(run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o666)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
-        raise RunDirTaken(f"output_dir {run_dir} is in use by a live run ({describe_owner(run_dir)}); "
-                          "wait for it, or choose another hydra.run.dir") from None
+        instead = "" if key == "trainer.resume" else f", or choose another {key}"
+        raise RunDirTaken(f"{key}={run_dir} is in use by a live run ({describe_owner(run_dir)}); wait for it to "
+                          f"end{instead}") from None
     if not resuming and holds_a_run(run_dir):
         os.close(fd)
         resume = shlex.join(["python", "-m", "cnnbench", f"trainer.resume={run_dir.absolute()}"])
@@ -153,7 +180,7 @@ def claim(run_dir: Path, resuming: bool) -> Claim:
     os.ftruncate(fd, 0)
     os.write(fd, json.dumps(owner()).encode())
     remove_temporaries(run_dir)
-    return Claim(run_dir, fd)
+    return Claim(run_dir, fd, None if resuming else set_aside(run_dir))
 
 
 def owner() -> dict:

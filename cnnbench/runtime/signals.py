@@ -1,4 +1,5 @@
-"""Ctrl-C and SIGTERM: the training loop is asked to stop after the step it is in, so last.pt is exact."""
+"""Ctrl-C, SIGTERM and SIGHUP (a closed terminal): the training loop is asked to stop after the step it is in, so
+last.pt is exact; outside the training loop (start-up, data loading, the final test) they end the run at once."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+from ..errors import Aborted
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 class StopFlag:
@@ -68,6 +71,33 @@ def stop_on_signals(in_sweep: bool = False, quiet: bool = False) -> Iterator[Sto
     previous = {sig: signal.signal(sig, handle) for sig in STOP_SIGNALS}
     try:
         yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+@contextmanager
+def abort_on_signals(enabled: bool = True) -> Iterator[None]:
+    """SIGTERM and SIGHUP raise Aborted (exit code 128 + the signal) wherever the run is, as Ctrl-C raises
+    KeyboardInterrupt, so that the run ends with its summary and one line instead of dying silently; the training
+    loop's `stop_on_signals` takes over while it runs. Later signals are ignored while the run ends."""
+    if not enabled or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+
+    def handle(signum, frame):
+        if received:
+            return
+        received.append(signum)
+        error = Aborted(f"{signal_name(signum)} received outside the training steps")
+        error.exit_code = 128 + signum
+        raise error
+
+    terminating = tuple(sig for sig in STOP_SIGNALS if sig != signal.SIGINT)
+    previous = {sig: signal.signal(sig, handle) for sig in terminating}
+    try:
+        yield
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

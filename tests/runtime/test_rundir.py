@@ -84,7 +84,7 @@ def test_resume_names_a_run_directory_or_its_last_pt(tmp_path):
     last = old / "checkpoints" / "last.pt"
     assert plan_run_dir(tmp_path / "hydra_dir", str(old), PRINT) == ResumePlan(old, last)
     assert plan_run_dir(tmp_path / "hydra_dir", str(last), PRINT) == ResumePlan(old, last)
-    with pytest.raises(ConfigError, match=r"trainer.resume=.*nothing: there is no checkpoint at .*nothing"):
+    with pytest.raises(ConfigError, match=r"trainer.resume=.*nothing: .*nothing does not exist; give a run directory"):
         plan_run_dir(tmp_path / "hydra_dir", str(tmp_path / "nothing"), PRINT)
 
 
@@ -105,7 +105,8 @@ def test_a_finished_run_asked_for_is_left_alone(tmp_path):
 
 def test_a_run_stopped_before_its_first_epoch_cannot_be_resumed_and_says_how_to_restart(tmp_path):
     early = make_run(tmp_path / "early", "interrupted", last_pt=False)
-    with pytest.raises(ConfigError, match="stopped before its first epoch ended; start it again without"):
+    with pytest.raises(ConfigError, match="no checkpoint to continue from .* start it again, its records set aside: "
+                                          "python -m cnnbench .*hydra.run.dir="):
         plan_run_dir(tmp_path / "hydra_dir", str(early), PRINT)
 
 
