@@ -121,7 +121,7 @@ def override_problem(argv: list[str], config_name: str = "config") -> str | None
             return f"a config file is not valid YAML ({' '.join(str(err).split())[:200]})"
         except OmegaConfBaseException as err:  # an interpolation that cannot be resolved
             key = getattr(err, "full_key", None) or "a value"
-            given = next((line for line in candidate if line.split("=", 1)[0].lstrip("+~") == key), key)
+            given = next((line for line in reversed(candidate) if line.split("=", 1)[0].lstrip("+~") == key), key)
             reason = str(err).splitlines()[0].split(" full_key:")[0]
             return f"{given} cannot be resolved ({reason}); give a plain value or an interpolation that resolves"
         except OSError as err:  # a group option too long for a file name, a config folder that cannot be read

@@ -90,7 +90,7 @@ def test_a_refused_launch_leaves_the_other_runs_records_as_they_were(cli_main, t
     before = file_hashes(run_dir)
     assert {".hydra/config.yaml", ".hydra/overrides.yaml", ".hydra/hydra.yaml", "run.log"} <= before.keys()
     result = cli_main(*TINY_RUN, "model=lenet", f"hydra.run.dir={run_dir}")
-    one_line_error(result, f"output_dir {run_dir} already holds a run", f"trainer.resume={run_dir}")
+    one_line_error(result, f"hydra.run.dir={run_dir} already holds a finished run (completed); choose another")
     assert file_hashes(run_dir) == before  # Hydra's records, the log, the summary: all as the first run left them
 
 

@@ -358,3 +358,26 @@ def test_a_second_resume_auto_racing_the_first_passes_over_the_run_it_took(cli_m
     assert read_json(runs / "second" / "summary.json")["status"] == "completed"
     assert_unique_ordered_records(runs / "second", 2)
     assert file_hashes(runs / "first") == before
+
+
+def test_the_remedies_refusals_name_work_when_followed(cli_main, tmp_path, monkeypatch):
+    from tests.test_resume import stop_after
+
+    run_dir = tmp_path / "run"
+    with stop_after(5, monkeypatch):
+        assert cli_main(*QUICK, f"hydra.run.dir={run_dir}").returncode == 130
+    line = one_line_error(cli_main(*QUICK, f"hydra.run.dir={run_dir}"), "already holds a run that can be continued")
+    printed = shlex.split(line.split("or continue it: ", 1)[1])
+    assert printed[:3] == ["python", "-m", "cnnbench"]
+    assert cli_main(*printed[3:]).returncode == 0
+    assert_unique_ordered_records(run_dir, 2)
+
+    line = one_line_error(cli_main(*QUICK, f"hydra.run.dir={run_dir}"), "already holds a finished run (completed)")
+    assert "choose another hydra.run.dir" in line
+    assert cli_main(*QUICK, f"hydra.run.dir={tmp_path / 'another'}").returncode == 0
+
+    mine = tmp_path / "mine"
+    a_users_folder(mine)
+    line = one_line_error(cli_main(*QUICK, f"hydra.run.dir={mine}"), "choose a new or empty folder")
+    (tmp_path / "empty").mkdir()
+    assert cli_main(*QUICK, f"hydra.run.dir={tmp_path / 'empty'}").returncode == 0

@@ -167,7 +167,7 @@ def test_a_finished_run_directory_is_never_reused(make_cfg, tmp_path):
     before = (run_dir / "summary.json").read_bytes()
     from cnnbench.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="already holds a run"):
+    with pytest.raises(ConfigError, match="already holds a finished run"):
         run(make_cfg(TINY_RUN, output_dir=run_dir))
     assert (run_dir / "summary.json").read_bytes() == before
 

@@ -75,11 +75,11 @@ def plan_resume(path: Path, spec: str) -> ResumePlan:
     if is_live(path):
         raise RunDirTaken(f"trainer.resume={spec}: the run in {path} is alive ({describe_owner(path)}); wait for it "
                           "to end, or stop it (Ctrl-C) and resume it then")
+    if not path.is_dir() or not is_cnnbench_run(path):
+        what = "is not a cnnbench run (no run.lock or summary.json)" if path.is_dir() else "does not exist"
+        raise ConfigError(f"trainer.resume={spec}: {path} {what}; give a run directory, its checkpoints/last.pt, "
+                          "or auto")
     if not (path / LAST).is_file():
-        if not path.is_dir() or not is_cnnbench_run(path):
-            what = "is not a cnnbench run (no run.lock or summary.json)" if path.is_dir() else "does not exist"
-            raise ConfigError(f"trainer.resume={spec}: {path} {what}; give a run directory, its checkpoints/last.pt, "
-                              "or auto")
         raise ConfigError(f"trainer.resume={spec}: there is no checkpoint to continue from in {path} (no "
                           f"{LAST}: the run ended before it saved one); start it again, its records set aside: "
                           f"{restart_command(path)}")
@@ -174,8 +174,12 @@ def claim(run_dir: Path, resuming: bool, key: str = "hydra.run.dir") -> Claim:
                           f"end{instead}") from None
     if not resuming and holds_a_run(run_dir):
         os.close(fd)
+        status = (read_json(run_dir / SUMMARY_FILE) or {}).get("status")
+        if status in FINISHED:
+            raise RunDirTaken(f"{key}={run_dir} already holds a finished run ({status}); choose another {key} for a "
+                              "new run")
         resume = shlex.join(["python", "-m", "cnnbench", f"trainer.resume={run_dir.absolute()}"])
-        raise RunDirTaken(f"output_dir {run_dir} already holds a run; choose another hydra.run.dir, "
+        raise RunDirTaken(f"{key}={run_dir} already holds a run that can be continued; choose another {key}, "
                           f"or continue it: {resume}")
     os.ftruncate(fd, 0)
     os.write(fd, json.dumps(owner()).encode())

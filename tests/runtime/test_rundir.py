@@ -49,7 +49,9 @@ def test_a_fresh_run_writes_where_hydra_says(tmp_path):
 @pytest.mark.parametrize("status", ["completed", "running", "interrupted"])
 def test_a_directory_that_holds_a_run_is_refused(tmp_path, status):
     used = make_run(tmp_path / "used", status)
-    with pytest.raises(ConfigError, match=f"output_dir {used} already holds a run.*trainer.resume={used}"):
+    expected = ("already holds a finished run \\(completed\\); choose another hydra.run.dir" if status == "completed"
+                else f"already holds a run that can be continued.*trainer.resume={used}")
+    with pytest.raises(ConfigError, match=f"hydra.run.dir={used} {expected}"):
         claim(used, resuming=False)
 
 
