@@ -24,9 +24,8 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from . import CONF_DIR
-from .config import validate_config
+from .config import MOVED_KEYS, validate_config
 from .errors import CnnbenchError, announce, as_cnnbench_error
-from .runtime import job_labels  # noqa: F401 (registers the resolver of conf/config.yaml's hydra.sweep.subdir)
 from .runtime.distributed import scratch_run_dir_overrides
 from .runtime.overrides import command_line_overrides, parse_overrides, paths_as_values, single_value_sets
 from .runtime.ownership import foreign_folder, foreign_sweep_folder, protected_folder
@@ -178,6 +177,8 @@ def _composition_message(err: ConfigCompositionException, compose_with: Callable
     full_key = getattr(err.__cause__, "full_key", None)
     if not full_key:
         return str(err).splitlines()[0]
+    if full_key in MOVED_KEYS:
+        return f"{full_key} is now {MOVED_KEYS[full_key]}: set that key instead"
     parent, _, leaf = full_key.rpartition(".")
     # the keys that exist where the user aimed: the config as composed by the other overrides
     others = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") != full_key]

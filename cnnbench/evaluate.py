@@ -17,7 +17,7 @@ from omegaconf.errors import OmegaConfBaseException
 from rich.console import Console
 
 from .cli import run_command
-from .config import validate_config
+from .config import upgraded, validate_config
 from .data import build_data, input_size
 from .engine.checkpoint import load_checkpoint
 from .engine.loop import evaluate_with_confusion
@@ -54,7 +54,7 @@ def evaluate_run(run_dir: Path, overrides: list[str], console: Console, split: s
     if state in ("running", "stale"):
         console.print(f"note: this run is {'still training' if state == 'running' else 'dead (stale): it stopped'}"
                       f" without finishing; best.pt is its best epoch so far", highlight=False)
-    cfg = OmegaConf.create(checkpoint["config"])
+    cfg = OmegaConf.create(upgraded(checkpoint["config"]))
     OmegaConf.set_struct(cfg, True)
     try:
         cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(overrides))

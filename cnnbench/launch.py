@@ -18,12 +18,13 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from .config import shown
+from .config import shown, upgraded
 from .engine.checkpoint import load_checkpoint
 from .errors import Aborted, CnnbenchError, ConfigError, Interrupted, announce, as_cnnbench_error, status_of
 from .runtime import runlog
 from .runtime.files import save_json
-from .runtime.overrides import flatten, shell_command
+from .runtime.job import Job
+from .runtime.overrides import flatten, pop_dotted, set_dotted, shell_command
 from .runtime.ownership import checkpoint_mismatch
 from .runtime.rundir import (
     SUMMARY_FILE,
@@ -37,7 +38,7 @@ from .runtime.rundir import (
 )
 from .runtime.sweep_control import close_launch
 from .runtime.sweep_job import SweepJob, end_job, stop_launch
-from .runtime.sweeps import FAILED_JOB_VALUE, generated_run_dir, hydra_config, in_sweep, job_overrides
+from .runtime.sweeps import FAILED_JOB_VALUE
 
 log = logging.getLogger(__name__)
 
@@ -67,22 +68,13 @@ class Continuation:
     notices: list[str] = field(default_factory=list)
 
 
-def _set(tree: dict, dotted: str, value) -> None:
-    *parents, leaf = dotted.split(".")
-    for key in parents:
-        tree = tree.setdefault(key, {})
-    if value == _ABSENT:
-        tree.pop(leaf, None)
-    else:
-        tree[leaf] = value
-
-
 def continued(cfg: DictConfig, checkpoint: Path, named: list[str] | None) -> Continuation:
     """The config a resume of `checkpoint` runs with. `named`: the keys the command line set (group choices
     included), whose values are compared with the saved ones; None compares every key (a config built in code)."""
     saved_state = load_checkpoint(checkpoint, mmap=True, require=("config", "model", "epoch"))
-    saved = saved_state["config"]
-    mismatch = checkpoint_mismatch(checkpoint, saved, checkpoint.parent.parent, MAY_CHANGE + FROM_THIS_LAUNCH)
+    saved = upgraded(saved_state["config"])
+    mismatch = checkpoint_mismatch(checkpoint, saved_state["config"], checkpoint.parent.parent,
+                                   MAY_CHANGE + FROM_THIS_LAUNCH)
     if mismatch:
         raise ConfigError(mismatch)
     current = OmegaConf.to_container(cfg, resolve=True)
@@ -101,7 +93,10 @@ def continued(cfg: DictConfig, checkpoint: Path, named: list[str] | None) -> Con
                           f"changes: {listed}{more}; leave these out to continue it, or start a new run")
     merged = copy.deepcopy(saved)
     for key in [*differing, *FROM_THIS_LAUNCH]:
-        _set(merged, key, flat_current.get(key, _ABSENT))
+        if key in flat_current:
+            set_dotted(merged, key, flat_current[key])
+        else:
+            pop_dotted(merged, key)
     schedule_epochs = int(saved_state.get("schedule_epochs") or saved["trainer"]["epochs"])
     notices = _epochs_notice(merged, saved, int(saved_state.get("epoch", 0)), schedule_epochs)
     return Continuation(merged, schedule_epochs, notices)
@@ -131,33 +126,33 @@ def _epochs_notice(merged: dict, saved: dict, epochs_done: int, schedule_epochs:
 
 # --- the run directory: claimed, recorded ----------------------------------------------------------------------
 
-def claim_launch(launch: Launch, replan: Callable[[], Launch]) -> tuple[Claim, Launch]:
+def claim_launch(launch: Launch, job: Job, replan: Callable[[], Launch]) -> tuple[Claim, Launch]:
     """Claim the launch's run directory; a clock-named one taken by another launch of the same second becomes
     <name>_2, _3, ...; a run `trainer.resume=auto` chose that another launch took meanwhile is passed over
     (`replan` plans again, seeing it alive). Then the run log opens there and a fresh run writes its .hydra/
     records. The claim and the launch it is for."""
     try:
-        held = _claim_first_free(launch)
+        held = _claim_first_free(launch, job)
     except RunDirTaken:
         if launch.config["trainer"].get("resume") != "auto" or launch.plan.checkpoint is None:
             raise
         launch = replan()
-        held = _claim_first_free(launch)
+        held = _claim_first_free(launch, job)
     runlog.attach(held.run_dir)
     drop_if_unused(Path(launch.hydra_dir or held.run_dir), held.run_dir)
     if held.set_aside is not None:
         log.warning("%s held the records of a run that ended before saving a checkpoint; they are kept in %s and "
                     "this run starts afresh", held.run_dir, held.set_aside)
     if launch.plan.checkpoint is None:
-        overrides, hydra = hydra_records()
-        write_run_records(held.run_dir, {**launch.config, "output_dir": str(held.run_dir)}, overrides, hydra)
+        write_run_records(held.run_dir, {**launch.config, "output_dir": str(held.run_dir)}, list(job.overrides),
+                          job.hydra)
     return held, launch
 
 
-def _claim_first_free(launch: Launch) -> Claim:
+def _claim_first_free(launch: Launch, job: Job) -> Claim:
     run_dir, resuming = launch.plan.run_dir, launch.plan.checkpoint is not None
-    renames = generated_run_dir() and not resuming
-    key = "trainer.resume" if resuming else "hydra.sweep.dir" if in_sweep() else "hydra.run.dir"
+    renames = job.generated_dir and not resuming
+    key = "trainer.resume" if resuming else "hydra.sweep.dir" if job.in_sweep else "hydra.run.dir"
     for attempt in range(1, 100):
         candidate = run_dir if attempt == 1 else run_dir.with_name(f"{run_dir.name}_{attempt}")
         try:
@@ -168,25 +163,16 @@ def _claim_first_free(launch: Launch) -> Claim:
     raise AssertionError("unreachable")
 
 
-def hydra_records() -> tuple[list[str], dict | None]:
-    """The command-line overrides and Hydra's own settings of this job (none outside a Hydra app)."""
-    from omegaconf import OmegaConf
-
-    hydra_cfg = hydra_config()
-    hydra = OmegaConf.to_container(hydra_cfg, resolve=False, enum_to_str=True) if hydra_cfg is not None else None
-    return job_overrides(), hydra
-
-
-def failed(cfg: DictConfig, job: SweepJob | None, raised: BaseException) -> float:
+def failed(cfg: DictConfig, launched: Job, job: SweepJob | None, raised: BaseException) -> float:
     """One line for a run that did not complete, its summary and its ledger entry; in a sweep the other jobs go
     on (their exit code and the closing line show this one), except after Ctrl-C or SIGTERM. A launch refused
     before it owned a directory writes nothing, and the empty folder Hydra made for it goes."""
     err = as_cnnbench_error(raised)
     refused = isinstance(err, ConfigError) and runlog.attached() is None
     if runlog.attached() is None:
-        drop_unclaimed(Path(cfg.output_dir), in_job=job is not None)
+        drop_unclaimed(Path(cfg.output_dir), in_job=job is not None, generated=launched.generated_dir)
     else:
-        record_failure(err)
+        record_failure(err, list(launched.overrides))
     run_dir = runlog.attached().parent if runlog.attached() else None
     stopped = isinstance(err, Interrupted | Aborted)
     continuation = continue_line(run_dir) if stopped else None
@@ -215,22 +201,22 @@ def failed(cfg: DictConfig, job: SweepJob | None, raised: BaseException) -> floa
     return FAILED_JOB_VALUE
 
 
-def record_failure(err: CnnbenchError) -> None:
+def record_failure(err: CnnbenchError, overrides: list[str]) -> None:
     """A run that failed after it owned its directory, before its summary.json existed, gets one saying so."""
     owned = runlog.attached()
     if owned is None or (owned.parent / SUMMARY_FILE).is_file():
         return
     try:
         save_json(owned.parent / SUMMARY_FILE, {"status": status_of(err), "error": str(err),
-                                               "overrides": job_overrides()})
+                                               "overrides": overrides})
     except OSError:
         log.debug("the failure is not recorded in %s", owned.parent, exc_info=True)
 
 
-def drop_unclaimed(hydra_dir: Path, in_job: bool) -> None:
+def drop_unclaimed(hydra_dir: Path, in_job: bool, generated: bool) -> None:
     """Remove the folder Hydra made for a launch that never owned it, when it is empty: a clock-named run folder or
     a sweep job's folder. A folder named with hydra.run.dir may be the user's own: it stays."""
-    if in_job or generated_run_dir():
+    if in_job or generated:
         remove_if_empty(hydra_dir)
 
 

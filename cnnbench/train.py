@@ -26,61 +26,56 @@ from .engine.fit import FitSettings, final_test, fit, steps_per_epoch
 from .engine.output import NullLogger, RunLogger, print_config, print_header, print_result, run_console
 from .engine.setup import SetupSettings, TrainSetup, build_setup
 from .errors import as_cnnbench_error, status_of
+from .hydra_job import read_job
 from .launch import Launch, claim_launch, continued, failed
 from .models import build_model
 from .runtime import distributed, runlog
 from .runtime.devices import resolve_device
 from .runtime.files import save_json
-from .runtime.job_labels import group_choices, hparams, swept_keys
+from .runtime.job import IN_CODE, Job
+from .runtime.job_labels import hparams
 from .runtime.overrides import flatten
 from .runtime.rundir import SUMMARY_FILE, config_fingerprint, drop_if_unused, owner, plan_run_dir
 from .runtime.signals import abort_on_signals, stop_on_signals
 from .runtime.sweep_job import begin_job, end_job, skipped
-from .runtime.sweeps import (
-    FAILED_JOB_VALUE,
-    in_sweep,
-    job_overrides,
-    named_keys,
-    parallel_jobs,
-    sweep_job_line,
-    threads_for,
-)
+from .runtime.sweeps import FAILED_JOB_VALUE, threads_for
 
 log = logging.getLogger(__name__)
 
 
-def run(cfg: DictConfig) -> dict:
-    """Train `cfg.model` on `cfg.data`, test the best checkpoint, and return the run's summary.
+def run(cfg: DictConfig, job: Job = IN_CODE) -> dict:
+    """Train `cfg.model` on `cfg.data`, test the best checkpoint, and return the run's summary. `job`: how the run was
+    launched (its command line, its sweep), read from Hydra by `main`; a config built in code needs none.
 
     The run directory always ends with a summary.json whose status says how the run ended. With
     `trainer.devices` > 1 (or under torchrun) this is rank 0 of a data-parallel run, the only one that writes.
     """
     started = time.perf_counter()
     validate_config(cfg)
-    launch = None if distributed.launched_by_torchrun() else prepare(cfg)  # torchrun: rank 0 plans, below
+    launch = None if distributed.launched_by_torchrun() else prepare(cfg, job)  # torchrun: rank 0 plans, below
     if launch is not None and launch.plan.finished is not None:
-        return already_finished(launch, run_console(True))
+        return already_finished(launch, job, run_console(True))
     run_cfg = OmegaConf.create(launch.config) if launch is not None else cfg
     device = resolve_device(run_cfg.trainer.device)
-    threads = threads_for(device.type == "cpu", run_cfg.trainer.devices)
+    threads = threads_for(device.type == "cpu", run_cfg.trainer.devices, job.parallel_jobs)
     if threads is not None and threads != torch.get_num_threads():
         log.info("%d CPU threads per process", threads)
         torch.set_num_threads(threads)
     held = None
     try:
         if launch is not None:  # the folder is this launch's before the ranks it spawns start
-            held, launch = claim_launch(launch, replan=lambda: prepare(cfg))
+            held, launch = claim_launch(launch, job, replan=lambda: prepare(cfg, job))
         spawned_with = (run_plain, OmegaConf.to_container(run_cfg), threads)
         with distributed.process_group(run_cfg.trainer.devices, device, spawned_with) as ranks:
             if ranks.is_main and launch is None:  # rank 0 under torchrun
-                launch = prepare(cfg)
+                launch = prepare(cfg, job)
                 if launch.plan.finished is None:
-                    held, launch = claim_launch(launch, replan=lambda: prepare(cfg))
+                    held, launch = claim_launch(launch, job, replan=lambda: prepare(cfg, job))
             launch = distributed.broadcast_from_main(launch)
             if launch.plan.finished is not None:
-                return already_finished(launch, run_console(ranks.is_main))
+                return already_finished(launch, job, run_console(ranks.is_main))
             run_dir = Path(distributed.broadcast_from_main(str(held.run_dir) if held else None))
-            return _run_rank(launch, run_dir, ranks, distributed.rank_device(device, ranks.local_rank), started)
+            return _run_rank(launch, job, run_dir, ranks, distributed.rank_device(device, ranks.local_rank), started)
     finally:
         if held is not None:
             held.release()
@@ -91,7 +86,7 @@ def run_plain(config: dict) -> dict:
     return run(OmegaConf.create(config))
 
 
-def prepare(cfg: DictConfig) -> Launch:
+def prepare(cfg: DictConfig, job: Job) -> Launch:
     """What this launch will run and where: a fresh run, or the saved run `trainer.resume` names (its config,
     with the changes a resume may make), or nothing, when that run already finished."""
     config = OmegaConf.to_container(cfg, resolve=True)
@@ -99,20 +94,20 @@ def prepare(cfg: DictConfig) -> Launch:
     plan = plan_run_dir(Path(cfg.output_dir), cfg.trainer.resume, fingerprint)
     if plan.checkpoint is None:
         return Launch(config, plan, fingerprint, cfg.trainer.epochs, hydra_dir=str(cfg.output_dir))
-    continuation = continued(cfg, plan.checkpoint, named_keys())
+    continuation = continued(cfg, plan.checkpoint, job.named_keys())
     resumed = {**continuation.config, "output_dir": str(plan.run_dir)}
     validate_config(OmegaConf.create(resumed))
     return Launch(resumed, plan, config_fingerprint(resumed), continuation.schedule_epochs,
                   continuation.notices, hydra_dir=str(cfg.output_dir))
 
 
-def already_finished(launch: Launch, console) -> dict:
+def already_finished(launch: Launch, job: Job, console) -> dict:
     """The summary of the finished run a resume named, said in one line; the folder Hydra made for this launch
     goes if it is empty. Settings the command gave are named as not applied: nothing is trained."""
     finished = m.current_keys(launch.plan.finished)
     given = flatten(launch.config)
     ignored = [] if launch.config["trainer"]["resume"] == "auto" else \
-        [f"{key}={given[key]}" for key in named_keys() or [] if key in given]
+        [f"{key}={given[key]}" for key in job.named_keys() or [] if key in given]
     note = f"; {', '.join(ignored)} not applied: start a new run to train with them" if ignored else ""
     console.print(f"the run in {launch.plan.run_dir} already finished ({finished['status']}, {m.TEST_ACC} "
                   f"{finished.get(m.TEST_ACC)}); nothing to do (a finished run is left as it is){note}",
@@ -121,17 +116,18 @@ def already_finished(launch: Launch, console) -> dict:
     return finished
 
 
-def _run_rank(launch: Launch, run_dir: Path, ranks: distributed.Ranks, device: torch.device, started: float) -> dict:
+def _run_rank(launch: Launch, job: Job, run_dir: Path, ranks: distributed.Ranks, device: torch.device,
+              started: float) -> dict:
     console = run_console(ranks.is_main)
     cfg = OmegaConf.create({**launch.config, "output_dir": str(run_dir)})
     if ranks.is_main:
         for notice in launch.notices:
             console.print(notice, highlight=False)
         shown = config_shown(OmegaConf.to_container(cfg), OmegaConf.select(cfg, "console.config", default="diff"),
-                             group_choices())
+                             job.choices)
         print_config(console, OmegaConf.to_yaml(cfg), shown)
     with deterministic_algorithms(cfg.trainer.deterministic):
-        return _train_and_test(cfg, launch, run_dir, ranks, device, console, started)
+        return _train_and_test(cfg, launch, job, run_dir, ranks, device, console, started)
 
 
 @contextmanager
@@ -161,20 +157,18 @@ def build(cfg: DictConfig, ranks: distributed.Ranks, device: torch.device,
                         input_size=input_size(cfg.data))
     data = build_data(cfg.data, device, cfg.seed, ranks)
     data.train.drop_last = cfg.trainer.compile is not False  # one batch shape: torch.compile compiles once
-    optimizer = OmegaConf.to_container(cfg.optimizer)
-    decay_norm_and_bias = optimizer.pop("decay_norm_and_bias", True)  # cnnbench's own key, not torch.optim's
-    settings = settings_from(SetupSettings, cfg.trainer, decay_norm_and_bias=decay_norm_and_bias)
+    settings = settings_from(SetupSettings, cfg.trainer)
     mix = batch_mix(cfg.data.get("mixup_alpha", 0), cfg.data.get("cutmix_alpha", 0), cfg.data.num_classes)
-    setup = build_setup(model, instantiate(optimizer), instantiate(cfg.scheduler), settings, device, ranks,
+    setup = build_setup(model, instantiate(cfg.optimizer), instantiate(cfg.scheduler), settings, device, ranks,
                         steps_per_epoch(data.train, cfg.trainer.max_steps_per_epoch), schedule_epochs, mix=mix)
     return setup, data
 
 
-def _train_and_test(cfg: DictConfig, launch: Launch, run_dir: Path, ranks: distributed.Ranks,
+def _train_and_test(cfg: DictConfig, launch: Launch, job: Job, run_dir: Path, ranks: distributed.Ranks,
                     device: torch.device, console, started: float) -> dict:
     config = OmegaConf.to_container(cfg)
     summary = {"status": "running", "model": cfg.model.name, "dataset": cfg.data.name, "seed": cfg.seed,
-               "overrides": job_overrides(), "fingerprint": launch.fingerprint, "owner": owner(),
+               "overrides": list(job.overrides), "fingerprint": launch.fingerprint, "owner": owner(),
                "reported": reported_for(config)}
 
     def save_summary(**changes) -> None:
@@ -194,13 +188,13 @@ def _train_and_test(cfg: DictConfig, launch: Launch, run_dir: Path, ranks: distr
                        epochs_done=state.epoch if state else 0)
         save_summary()
         if ranks.is_main:
-            print_header(console, summary, run_dir, resuming_at(state), sweep_job_line())
+            print_header(console, summary, run_dir, resuming_at(state), job.sweep_job_line())
             logger = RunLogger(run_dir, console, resume_epoch=state.epoch if state else None,
                                rows=state.epoch_metrics if state else None)
-            start_dashboard(logger, cfg, setup, data, state.epoch if state else 0)
+            start_dashboard(logger, cfg, job, setup, data, state.epoch if state else 0)
         settings = settings_from(FitSettings, cfg.trainer, checkpoints=run_dir / "checkpoints", config=config,
                                  schedule_epochs=launch.schedule_epochs, started=started)
-        with stop_on_signals(in_sweep(), quiet=parallel_jobs() > 1) as stop:
+        with stop_on_signals(job.in_sweep, quiet=job.parallel_jobs > 1) as stop:
             result = fit(setup, data, settings, logger, state, stop,
                          on_epoch=lambda epoch, metrics: save_summary(epochs_done=epoch))
         distributed.barrier()  # best.pt is complete before every rank reads it
@@ -227,11 +221,12 @@ def _train_and_test(cfg: DictConfig, launch: Launch, run_dir: Path, ranks: distr
     return summary
 
 
-def start_dashboard(logger: RunLogger, cfg: DictConfig, setup: TrainSetup, data: DataBundle, step: int) -> None:
+def start_dashboard(logger: RunLogger, cfg: DictConfig, job: Job, setup: TrainSetup, data: DataBundle,
+                    step: int) -> None:
     """TensorBoard's view of the run from its start: layout, config and overrides as text, the HParams entry (with
     the same columns in every job of a sweep, the swept ones first), and the model graph if trainer.log_graph."""
-    rows = hparams(OmegaConf.to_container(cfg), job_overrides(), group_choices(), swept_keys())
-    logger.start_dashboard(OmegaConf.to_yaml(cfg), job_overrides(), [HParam(*row) for row in rows], step)
+    rows = hparams(OmegaConf.to_container(cfg), list(job.overrides), job.choices, job.swept)
+    logger.start_dashboard(OmegaConf.to_yaml(cfg), list(job.overrides), [HParam(*row) for row in rows], step)
     if cfg.trainer.get("log_graph"):
         logger.log_graph(setup.module, torch.zeros(2, *data.input_shape, device=data.train.device))
 
@@ -256,22 +251,22 @@ def resuming_at(state) -> str | None:
 def main(cfg: DictConfig) -> float:
     """Hydra task function; returns the value a sweeper maximises (the best val/acc), -inf for a failed job."""
     try:
-        return _main(cfg)
+        return _main(cfg, read_job())
     finally:
         runlog.detach()
 
 
-def _main(cfg: DictConfig) -> float:
-    job = begin_job(Path(cfg.output_dir))
+def _main(cfg: DictConfig, launched: Job) -> float:
+    job = begin_job(Path(cfg.output_dir), launched)
     if job is not None and job.action != "run":
         return skipped(job)
     if job is not None and job.resumes and cfg.trainer.resume in (None, ""):
         cfg.trainer.resume = str(job.sweep_dir / job.folder)  # its own folder: continued where it stopped
     with abort_on_signals(enabled=job is None):  # a sweep's launch stops its jobs after their step instead
         try:
-            summary = run(cfg)
+            summary = run(cfg, launched)
         except BaseException as raised:  # every fault ends in one line; its traceback goes to run.log
-            return failed(cfg, job, raised)
+            return failed(cfg, launched, job, raised)
     if job is not None:
         end_job(job, summary.get("status", "completed"), fingerprint=summary.get("fingerprint"),
                 **{m.VAL_ACC_BEST: summary.get(m.VAL_ACC_BEST), m.TEST_ACC: summary.get(m.TEST_ACC)})

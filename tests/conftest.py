@@ -19,7 +19,6 @@ import numpy as np
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
-from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from cnnbench import CONF_DIR, cli
@@ -81,13 +80,12 @@ def _composed_choices(groups: tuple[str, ...]) -> DictConfig:
 
 @contextmanager
 def hydra_cleaned_up():
-    """A command run in-process leaves Hydra's job config and the run's log file behind; this removes them
-    (a stale HydraConfig would make a plain run(cfg) believe it is a sweep job)."""
+    """A command run in-process leaves the run's log file and handlers bound to this test's streams behind; this
+    removes them. (Hydra's own job config may stay: nothing below the command reads it.)"""
     before = {id(handler) for logger in _loggers() for handler in logger.handlers}
     try:
         yield
     finally:
-        HydraConfig.instance().cfg = None
         for logger in _loggers():  # the run's run.log, and handlers bound to this test's captured streams
             for handler in [h for h in logger.handlers if id(h) not in before]:
                 logger.removeHandler(handler)

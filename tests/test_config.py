@@ -68,7 +68,7 @@ RULE_CASES = [
     (["data.random_erasing=2"], ["data.random_erasing=2", "a probability in [0, 1]"]),
     (["data.mixup_alpha=-1"], ["data.mixup_alpha=-1", "a number >= 0"]),
     (["data.cutmix_alpha=x"], ["data.cutmix_alpha=x", "a number >= 0"]),
-    (["optimizer.decay_norm_and_bias=sometimes"], ["optimizer.decay_norm_and_bias=sometimes", "true or false"]),
+    (["trainer.decay_norm_and_bias=sometimes"], ["trainer.decay_norm_and_bias=sometimes", "true or false"]),
     (["trainer.devices=2", "trainer.sync_bn=true", "trainer.device=cpu"],
      ["trainer.sync_bn=true is not allowed on the CPU", "CUDA only"]),
     (["+trainer.epoch=3"], ["trainer.epoch is not a config key (did you mean trainer.epochs?)"]),

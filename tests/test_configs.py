@@ -133,3 +133,22 @@ def test_mlp_vs_cnn_preset_sweeps_both_models_over_both_pixel_orders(cli_main, m
     assert combos == {(m, f"data.permute_pixels={p}") for m in ("mlp", "cnn_small") for p in ("false", "true")}
     params = {r["model"]: r["params"] for r in runs}
     assert params == {"mlp": 6442, "cnn_small": 6422}
+
+
+def test_every_composed_config_keeps_the_values_it_had_before_the_shared_bases():
+    """Every experiment, dataset, optimizer and schedule composed as tests/golden/composed_configs.json recorded it
+    before conf/base/ took the shared keys; only the keys of MOVED_KEYS changed place."""
+    import json
+
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from cnnbench import CONF_DIR
+    from cnnbench.config import upgraded
+
+    golden = json.loads((Path(__file__).parent / "golden" / "composed_configs.json").read_text())
+    assert len(golden) == 30
+    with initialize_config_dir(CONF_DIR, version_base=None):
+        for name, expected in golden.items():
+            cfg = compose("config", overrides=[] if name == "(defaults)" else name.split())
+            assert OmegaConf.to_container(cfg, resolve=False) == upgraded(expected), name

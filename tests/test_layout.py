@@ -12,7 +12,7 @@ import cnnbench
 PACKAGE = Path(cnnbench.__file__).resolve().parent
 MAX_LINES = 300
 COMMANDS_AND_BOUNDARY = {"__init__.py", "__main__.py", "cli.py", "train.py", "evaluate.py", "inspect.py", "report.py",
-                         "launch.py", "errors.py"}  # and the config/ package: validation, rules, known keys
+                         "launch.py", "errors.py", "hydra_job.py"}  # and config/: validation, rules, known keys
 
 
 def module_name(path: Path) -> str:
@@ -59,6 +59,21 @@ def test_runtime_and_models_import_nothing_of_cnnbench_but_errors(layer):
         assert not outside, (name, outside)
 
 
+def test_hydras_globals_are_read_in_one_place():
+    readers = sorted(name for name in MODULES if {"hydra.core.hydra_config", "hydra.core.hydra_config.HydraConfig"}
+                     & imports(name))
+    assert readers == ["cnnbench.hydra_job"]
+
+
+def test_no_module_registers_a_resolver_when_it_is_imported():
+    for name, path in MODULES.items():
+        for statement in ast.parse(path.read_text()).body:  # module level only: a function may register one
+            calls = [n for n in ast.walk(statement) if isinstance(n, ast.Call)] \
+                if not isinstance(statement, ast.FunctionDef | ast.ClassDef) else []
+            called = {getattr(c.func, "attr", getattr(c.func, "id", "")) for c in calls}
+            assert "register_new_resolver" not in called, name
+
+
 def test_no_import_cycles():
     graph = {name: internal(name) for name in MODULES}
     assert sum(map(len, graph.values())) > 100  # the walk sees the imports (check_layers.py counts 150)
@@ -79,7 +94,7 @@ def test_no_import_cycles():
 
 def test_the_lower_layers_never_import_the_commands():
     commands = {"cnnbench.cli", "cnnbench.train", "cnnbench.evaluate", "cnnbench.inspect", "cnnbench.report",
-                "cnnbench.launch"}
+                "cnnbench.launch", "cnnbench.hydra_job"}
     layers = ("cnnbench.engine", "cnnbench.runtime", "cnnbench.models", "cnnbench.data", "cnnbench.results")
     for name in [m for m in MODULES if m.startswith(layers)]:
         assert not {m for m in internal(name) if m in commands or m.startswith("cnnbench.config")}, name

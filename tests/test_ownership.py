@@ -340,8 +340,8 @@ def test_a_second_resume_auto_racing_the_first_passes_over_the_run_it_took(cli_m
     before = file_hashes(runs / "first")
     real_prepare, held = train_module.prepare, []
 
-    def prepare_then_lose_the_race(cfg):
-        launch = real_prepare(cfg)
+    def prepare_then_lose_the_race(cfg, job):
+        launch = real_prepare(cfg, job)
         if launch.plan.checkpoint is not None and not held:  # another launch claims the run it chose, meanwhile
             fd = os.open(runs / "first" / "run.lock", os.O_RDWR)
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -7,6 +7,7 @@ import json
 
 import pytest
 import torch
+import yaml
 
 import cnnbench.engine.loop as loop
 from cnnbench.data.sources import load_source
@@ -220,3 +221,15 @@ def test_torch_compile_trains_the_same_and_saves_plain_checkpoints(make_cfg, tmp
     weights = load_checkpoint(tmp_path / "compiled" / "checkpoints" / "best.pt")["model"]
     assert set(weights) == set(load_checkpoint(tmp_path / "eager" / "checkpoints" / "best.pt")["model"])
     assert not any(key.startswith("_orig_mod") for key in weights)  # loads into an uncompiled model
+
+
+def test_a_run_is_told_how_it_was_launched_without_hydra(make_cfg, tmp_path):
+    from cnnbench.runtime.job import Job
+
+    run_dir = tmp_path / "told"
+    job = Job(overrides=("optimizer.lr=0.05",), choices={"model": "lenet5"}, from_command_line=True)
+    cfg = make_cfg([*TINY_RUN, "optimizer.lr=0.05"], output_dir=run_dir)
+    summary = run(cfg, job)
+    assert summary["overrides"] == ["optimizer.lr=0.05"]
+    assert yaml.safe_load((run_dir / ".hydra" / "overrides.yaml").read_text()) == ["optimizer.lr=0.05"]
+    assert not (run_dir / ".hydra" / "hydra.yaml").exists()  # no Hydra, no Hydra settings to keep

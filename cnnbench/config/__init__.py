@@ -20,10 +20,33 @@ from ..errors import ConfigError
 from ..models import build_model
 from ..runtime.devices import resolve_device
 from ..runtime.distributed import launched_by_torchrun
+from ..runtime.sweeps import usable_cores
 from .keys import check_known_keys, load_yaml
 from .rules import FILLED_FROM_FOLDER, RULES, SECTIONS, number_above, number_in
 
-__all__ = ["load_yaml", "not_allowed", "shown", "validate_config"]
+__all__ = ["MOVED_KEYS", "load_yaml", "not_allowed", "shown", "upgraded", "validate_config"]
+
+# Keys that moved: a saved config (last.pt, best.pt) of an earlier version is read with them in their new place.
+MOVED_KEYS = {"optimizer.decay_norm_and_bias": "trainer.decay_norm_and_bias"}
+
+
+def upgraded(config: dict) -> dict:
+    """A saved config (plain containers) with the keys of `MOVED_KEYS` in their new place (a copy)."""
+    import copy
+
+    from ..runtime.overrides import get_dotted, pop_dotted, set_dotted
+
+    config = copy.deepcopy(config)
+    for old, new in MOVED_KEYS.items():
+        value = get_dotted(config, old, default=_ABSENT)
+        if value is not _ABSENT:
+            pop_dotted(config, old)
+            if get_dotted(config, new, default=_ABSENT) is _ABSENT:
+                set_dotted(config, new, value)
+    return config
+
+
+_ABSENT = object()
 
 
 
@@ -182,12 +205,6 @@ def _check_device_count(trainer_cfg: DictConfig, device: torch.device) -> None:
     if devices > available:
         raise not_allowed("trainer.devices", devices, f"at most {available} on {device.type}: this machine has "
                                                       f"{available} {what}, one per process")
-
-
-def usable_cores() -> int:
-    import os
-
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def _check_sync_bn(trainer_cfg: DictConfig, device: torch.device) -> None:

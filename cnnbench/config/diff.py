@@ -14,7 +14,7 @@ from omegaconf import OmegaConf
 
 from .. import CONF_DIR
 from ..runtime.overrides import flatten
-from .keys import load_yaml
+from .keys import load_option, load_yaml
 from .rules import SECTIONS
 
 GROUPS = ("model", "data", "optimizer", "scheduler")
@@ -24,7 +24,7 @@ NOT_SETTINGS = ("output_dir", "reported")  # where the run writes (the header sa
 
 @lru_cache
 def _group_options(group: str) -> dict[str, dict]:
-    return {path.stem: load_yaml(path) for path in sorted(Path(CONF_DIR, group).glob("*.yaml"))}
+    return {path.stem: load_option(path) for path in sorted(Path(CONF_DIR, group).glob("*.yaml"))}
 
 
 def option_of(config: dict, group: str) -> str | None:
@@ -36,7 +36,7 @@ def option_of(config: dict, group: str) -> str | None:
 
 
 def defaults_for(choices: dict[str, str]) -> dict:
-    """conf/config.yaml composed with these group options only (plain YAML: the groups have no defaults lists)."""
+    """conf/config.yaml composed with these group options only (each with the bases its defaults list names)."""
     root = {k: v for k, v in load_yaml(Path(CONF_DIR, "config.yaml")).items() if k not in ("defaults", "hydra")}
     for group in GROUPS:
         if choices.get(group) in _group_options(group):

@@ -13,10 +13,22 @@ from ..errors import ConfigError
 from ..models.build import model_options
 from .rules import REPORTED_KEYS, SECTIONS
 
+BASES = "base"  # conf/base/: what the options of a group share, pulled in with `- /base/<name>@_here_`
+
 
 @lru_cache
 def _option_files(group: str) -> tuple[dict, ...]:
-    return tuple(load_yaml(path) for path in sorted(Path(CONF_DIR, group).glob("*.yaml")))
+    return tuple(load_option(path) for path in sorted(Path(CONF_DIR, group).glob("*.yaml")))
+
+
+def load_option(path: Path) -> dict:
+    """A group's option as Hydra composes it alone: the bases its defaults list places here, then its own keys."""
+    own = load_yaml(path)
+    merged: dict = {}
+    for entry in own.pop("defaults", None) or []:
+        if isinstance(entry, str) and entry.startswith(f"/{BASES}/") and entry.endswith("@_here_"):
+            merged.update(load_option(Path(CONF_DIR, entry[1:].removesuffix("@_here_") + ".yaml")))
+    return {**merged, **own}
 
 
 def load_yaml(path: Path) -> dict:
@@ -48,7 +60,7 @@ def known_keys(cfg: DictConfig, section: str) -> list[str]:
 
 
 def _top_level_keys(root: str) -> list[str]:
-    groups = sorted(p.name for p in Path(CONF_DIR).iterdir() if p.is_dir())
+    groups = sorted(p.name for p in Path(CONF_DIR).iterdir() if p.is_dir() and p.name != BASES)
     keys = [*_root_config(), *_root_config(root), *groups]
     return [key for key in dict.fromkeys(keys) if key not in ("defaults", "hydra")]
 

@@ -58,7 +58,7 @@ class SetupSettings:
     deterministic: bool = False  # trainer.deterministic: no cuDNN benchmarking either
     ema_decay: float | None = None
     tta: str = "none"
-    decay_norm_and_bias: bool = True  # optimizer.decay_norm_and_bias: weight decay on norm weights and biases too
+    decay_norm_and_bias: bool = True  # trainer.decay_norm_and_bias: weight decay on norm weights and biases too
 
 
 def build_setup(model: nn.Module, make_optimizer: Callable[..., torch.optim.Optimizer],

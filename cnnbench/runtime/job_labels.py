@@ -12,14 +12,24 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from .overrides import Override, parse_overrides, settings_of
-from .sweeps import hydra_config, in_sweep, job_overrides, sweep_overrides
+from .overrides import Override, get_dotted, parse_overrides, settings_of
+from .sweeps import sweep_overrides
 
 log = logging.getLogger(__name__)
+RESOLVER = "cnnbench.job_dir"  # conf/config.yaml: hydra.sweep.subdir
 
-def job_dir_name(num) -> str:
-    """This sweep job's directory name (the resolver behind conf/config.yaml's hydra.sweep.subdir)."""
-    return job_folder_name(int(num), job_overrides(), swept_keys())
+
+def job_dir_name(num, overrides, sweep_dir, params) -> str:
+    """A sweep job's directory name from its Hydra settings (the resolver behind hydra.sweep.subdir, given
+    hydra.job.num, hydra.overrides.task, hydra.sweep.dir and the sweeper's params)."""
+    plain = OmegaConf.to_container(overrides) if OmegaConf.is_config(overrides) else list(overrides or [])
+    params = OmegaConf.to_container(params) if OmegaConf.is_config(params) else (params or {})
+    return job_folder_name(int(num), plain, swept_keys(params, Path(str(sweep_dir)) / "multirun.yaml"))
+
+
+def register_job_dir_resolver() -> None:
+    """Called where Hydra is about to name job folders (the sweep's callback, in the launch and in each worker)."""
+    OmegaConf.register_new_resolver(RESOLVER, job_dir_name, replace=True)
 
 
 def job_folder_name(num: int, overrides: list[str], swept: dict) -> str:
@@ -50,30 +60,16 @@ def _short_value(value: str | None) -> str:
 UNSAFE_IN_NAME = re.compile(r"[^A-Za-z0-9._+\-]")
 MAX_NAME = 120
 NOT_IN_NAME = ("trainer.resume", "data.root", "data.download", "trainer.device", "console.config")
-OmegaConf.register_new_resolver("cnnbench.job_dir", job_dir_name, replace=True)  # conf/config.yaml: hydra.sweep.subdir
 
 
-def group_choices() -> dict[str, str]:
-    """The config groups' choices of this job (model=..., experiment=...); {} outside a Hydra app."""
-    hydra_cfg = hydra_config()
-    if hydra_cfg is None:
-        return {}
-    return {str(k): str(v) for k, v in hydra_cfg.runtime.choices.items() if v is not None and "/" not in str(k)}
-
-
-def swept_keys() -> dict[str, tuple[str, ...] | None]:
-    """In a sweep, the keys it varies and their values (None: a range only the sweeper expands, as Optuna's search
-    space); else {}. The command line's sweeps are in multirun.yaml (the basic sweeper writes it before the first
-    job), a sweeper's `params` in the job's own Hydra config."""
-    hydra_cfg = hydra_config()
-    if hydra_cfg is None or not in_sweep():
-        return {}
+def swept_keys(params: dict, multirun_yaml: Path) -> dict[str, tuple[str, ...] | None]:
+    """The keys a sweep varies and their values (None: a range only the sweeper expands, as Optuna's search space),
+    from the sweeper's `params` and the command line saved in multirun.yaml (the basic sweeper writes it before
+    the first job)."""
     try:
-        params = hydra_cfg.sweeper.get("params") or {}
         overrides = parse_overrides([f"{key}={value}" for key, value in params.items()])
-        multirun = Path(hydra_cfg.sweep.dir) / "multirun.yaml"
-        if multirun.is_file():
-            overrides += sweep_overrides(multirun)
+        if multirun_yaml.is_file():
+            overrides += sweep_overrides(multirun_yaml)
         return {o.key: o.sweep for o in overrides if o.sweep or o.open_sweep}
     except Exception:
         log.debug("swept keys unknown", exc_info=True)
@@ -102,7 +98,7 @@ def hparams(config: dict, overrides: list[str], choices: dict | None = None,
     for key, text in settings_of(overrides).items():
         if key in values:
             continue
-        value = _select(config, key)
+        value = get_dotted(config, key)
         if isinstance(value, dict) or value is None and key in choices:
             value = choices.get(key, text)
         values[key] = value if isinstance(value, int | float | str | bool) else str(value)
@@ -113,12 +109,3 @@ def hparams(config: dict, overrides: list[str], choices: dict | None = None,
             value = str(value) if sweep is not None else value
         rows.append((key, value, key in swept))
     return sorted(rows, key=lambda row: not row[2])
-
-
-def _select(config: dict, dotted: str):
-    node = config
-    for part in dotted.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return node

@@ -121,6 +121,32 @@ def flatten(tree: dict, prefix: str = "") -> dict[str, object]:
     return flat
 
 
+def get_dotted(tree: dict, dotted: str, default=None):
+    """tree["a"]["b"] for "a.b"; `default` where a part is missing."""
+    node = tree
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return default
+        node = node[part]
+    return node
+
+
+def set_dotted(tree: dict, dotted: str, value) -> None:
+    """tree["a"]["b"] = value for "a.b", making the sections on the way."""
+    *parents, leaf = dotted.split(".")
+    for key in parents:
+        tree = tree.setdefault(key, {})
+    tree[leaf] = value
+
+
+def pop_dotted(tree: dict, dotted: str) -> None:
+    """Remove "a.b" from tree if it is there."""
+    *parents, leaf = dotted.split(".")
+    parent = get_dotted(tree, ".".join(parents)) if parents else tree
+    if isinstance(parent, dict):
+        parent.pop(leaf, None)
+
+
 # --- paths on the command line ---------------------------------------------------------------------------------
 
 PATH_KEYWORDS = ("", "auto", "null", "None")

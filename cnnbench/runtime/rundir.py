@@ -23,6 +23,7 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from .files import atomic_write, read_json
+from .overrides import pop_dotted
 from .ownership import LOCK_FILE, SUMMARY_FILE, foreign_folder, is_cnnbench_run, protected_folder, set_aside
 
 LAST = Path("checkpoints") / "last.pt"
@@ -42,11 +43,7 @@ def config_fingerprint(config: dict) -> str:
     """A short hash of a resolved config (plain containers), leaving out what does not change the experiment."""
     plain = copy.deepcopy(config)
     for dotted in NOT_PART_OF_THE_EXPERIMENT:
-        *parents, leaf = dotted.split(".")
-        node = plain
-        for key in parents:
-            node = node.get(key, {})
-        node.pop(leaf, None)
+        pop_dotted(plain, dotted)
     return hashlib.sha256(json.dumps(plain, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

@@ -23,7 +23,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from . import ledger
-from .job_labels import job_folder_name
+from .job_labels import job_folder_name, register_job_dir_resolver
 from .overrides import Override, parse_overrides, path_value, shell_command
 from .signals import STOP_SIGNALS, SWEEP_STOP, signal_name, signal_number
 from .sweeps import JOBLIB_LAUNCHER
@@ -177,7 +177,16 @@ def _count(states: list[str]) -> str:
 
 
 class SweepControl(Callback):
-    """conf/config.yaml's hydra.callbacks: the ledger, Ctrl-C and the closing lines of every multirun."""
+    """conf/config.yaml's hydra.callbacks: the ledger, Ctrl-C and the closing lines of every multirun, and the resolver
+    that names job folders (registered where Hydra makes them: in the launch, and in each worker process, which
+    receives this callback pickled)."""
+
+    def __init__(self) -> None:
+        register_job_dir_resolver()
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        register_job_dir_resolver()
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         try:

@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import ledger
+from .job import Job
 from .signals import STOP_SIGNALS, SWEEP_STOP, signal_name
-from .sweeps import FAILED_JOB_VALUE, hydra_config, in_sweep, job_overrides, sweep_size
+from .sweeps import FAILED_JOB_VALUE, sweep_size
 
 VAL_ACC_BEST = "val/acc_best"  # the value a sweeper maximises (engine.metrics' name, kept in the ledger)
 _WORKER_LAUNCH: str | None = None
@@ -39,12 +40,11 @@ class SweepJob:
             (self.sweep_dir / self.folder / "checkpoints" / "last.pt").is_file()
 
 
-def begin_job(output_dir: Path) -> SweepJob | None:
+def begin_job(output_dir: Path, job: Job) -> SweepJob | None:
     """Inside a sweep, what this job does (see ledger.start_job); None outside one."""
-    hydra_cfg = hydra_config()
-    if hydra_cfg is None or not in_sweep():
+    if not job.in_sweep or job.sweep_dir is None or job.number is None:
         return None
-    sweep_dir = Path(str(hydra_cfg.sweep.dir)).absolute()
+    sweep_dir = job.sweep_dir
     book = ledger.read(sweep_dir) or {}
     launches = [entry for entry in book.get("launches", []) if entry.get("pid") in (os.getpid(), os.getppid())
                 and "ended" not in entry]
@@ -59,9 +59,9 @@ def begin_job(output_dir: Path) -> SweepJob | None:
             if signal.getsignal(sig) in (signal.SIG_DFL, signal.default_int_handler):
                 signal.signal(sig, _worker_handler)
     folder = Path(str(output_dir)).name
-    action, record = ledger.start_job(sweep_dir, int(hydra_cfg.job.num), job_overrides(), folder, launch,
+    action, record = ledger.start_job(sweep_dir, job.number, list(job.overrides), folder, launch,
                                       stop_requested=SWEEP_STOP.requested)
-    return SweepJob(sweep_dir, int(hydra_cfg.job.num), folder, launch, in_launch_process, action, record)
+    return SweepJob(sweep_dir, job.number, folder, launch, in_launch_process, action, record)
 
 
 def threading_main() -> bool:

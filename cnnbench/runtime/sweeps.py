@@ -16,9 +16,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 
 from .distributed import THREADS_VARIABLE
 from .overrides import Override, parse_overrides
@@ -47,55 +45,7 @@ PLUGIN_CHOICES = {
 }
 
 
-# --- the job -----------------------------------------------------------------------------------------------
-
-def hydra_config() -> DictConfig | None:
-    """The running job's `hydra` node; None outside a Hydra app."""
-    return HydraConfig.get() if HydraConfig.initialized() else None
-
-
-def job_overrides() -> list[str]:
-    """The command-line overrides of this run or sweep job, as Hydra passed them to it."""
-    hydra_cfg = hydra_config()
-    if hydra_cfg is None:
-        return []
-    return list(OmegaConf.to_container(hydra_cfg.overrides.task, resolve=False))  # as typed: ${...} too
-
-
-def in_sweep() -> bool:
-    hydra_cfg = hydra_config()
-    return hydra_cfg is not None and hydra_cfg.mode == RunMode.MULTIRUN
-
-
-def named_keys() -> list[str] | None:
-    """The config keys and group choices this job's command line set (hydra.* and trainer.resume aside);
-    None outside a Hydra app."""
-    if hydra_config() is None:
-        return None
-    overrides = [Override.from_text(line) for line in job_overrides()]
-    return [o.key for o in overrides if not o.is_hydra and o.key != "trainer.resume"]
-
-
-def generated_run_dir() -> bool:
-    """Whether Hydra named this job's directory after the clock (the default hydra.run.dir / hydra.sweep.dir),
-    so that another name is as good when two launches of the same second meet."""
-    hydra_cfg = hydra_config()
-    if hydra_cfg is None:
-        return False
-    node = hydra_cfg.sweep if in_sweep() else hydra_cfg.run
-    raw = OmegaConf.to_container(node, resolve=False).get("dir")
-    return isinstance(raw, str) and "${now:" in raw
-
-
-def sweep_job_line() -> str | None:
-    """`sweep job 4 of 6 (#3): optimizer.lr=0.1 data.batch_size=128` inside a multirun, else None."""
-    if not in_sweep():
-        return None
-    hydra_cfg = hydra_config()
-    total = sweep_size(Path(hydra_cfg.sweep.dir) / "multirun.yaml")
-    of_total = f" of {total}" if total else ""
-    return f"sweep job {hydra_cfg.job.num + 1}{of_total} (#{hydra_cfg.job.num}): {' '.join(job_overrides())}"
-
+# --- the sweep -----------------------------------------------------------------------------------------------
 
 def sweep_size(multirun_yaml: Path) -> int | None:
     """Number of jobs of a basic-sweeper sweep, from the command line Hydra saved in multirun.yaml."""
@@ -128,13 +78,13 @@ def usable_cores() -> int:
     return os.cpu_count() or 1
 
 
-def parallel_jobs() -> int:
-    """Jobs of the current sweep that run at the same time on this machine (1 outside a joblib sweep)."""
-    hydra_cfg = hydra_config()
-    if hydra_cfg is None or hydra_cfg.mode != RunMode.MULTIRUN or hydra_cfg.launcher.get("_target_") != JOBLIB_LAUNCHER:
+def parallel_jobs(in_sweep: bool, launcher: dict, sweeper: dict) -> int:
+    """Jobs of a sweep that run at the same time on this machine, from Hydra's launcher and sweeper settings (1
+    outside a joblib sweep)."""
+    if not in_sweep or launcher.get("_target_") != JOBLIB_LAUNCHER:
         return 1
-    workers = joblib_workers(hydra_cfg.launcher.n_jobs)
-    batch = _batch_limit(hydra_cfg.sweeper)
+    workers = joblib_workers(launcher.get("n_jobs"))
+    batch = _batch_limit(sweeper)
     return min(workers, batch) if batch else workers
 
 
@@ -149,18 +99,18 @@ def joblib_workers(n_jobs: int | None) -> int:
     return max(cpu_count() + 1 + n_jobs, 1)
 
 
-def _batch_limit(sweeper: DictConfig) -> int | None:
+def _batch_limit(sweeper: dict) -> int | None:
     """The sweeper hands the launcher at most this many jobs at once: Optuna's n_jobs, the basic max_batch_size."""
     limit = sweeper.get("n_jobs") or sweeper.get("max_batch_size")
     return limit if isinstance(limit, int) and limit > 0 else None
 
 
-def threads_per_process(processes_per_job: int = 1) -> int:
+def threads_per_process(parallel_jobs: int = 1, processes_per_job: int = 1) -> int:
     """CPU threads for each process of a job: the usable cores split between all processes of all parallel jobs."""
-    return max(1, usable_cores() // (parallel_jobs() * max(1, processes_per_job)))
+    return max(1, usable_cores() // (parallel_jobs * max(1, processes_per_job)))
 
 
-def threads_for(on_cpu: bool, devices: int) -> int | None:
+def threads_for(on_cpu: bool, devices: int, parallel_jobs: int = 1) -> int | None:
     """CPU threads per process when processes or parallel sweep jobs share this machine; None = torch's default.
 
     The launching process decides (it knows the sweep); the ranks it spawns get the number in the environment.
@@ -168,9 +118,9 @@ def threads_for(on_cpu: bool, devices: int) -> int | None:
     if THREADS_VARIABLE in os.environ:
         return int(os.environ[THREADS_VARIABLE])
     processes = int(os.environ.get("LOCAL_WORLD_SIZE", devices)) if on_cpu else 1
-    if processes * parallel_jobs() == 1:
+    if processes * parallel_jobs == 1:
         return None
-    return threads_per_process(processes)
+    return threads_per_process(parallel_jobs, processes)
 
 
 # --- plugins ---------------------------------------------------------------------------------------------------

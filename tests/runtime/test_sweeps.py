@@ -13,9 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 from hydra import compose, initialize_config_dir
-from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import OmegaConf, open_dict
+from omegaconf import OmegaConf
 
 from cnnbench import CONF_DIR
 from cnnbench.cli import override_problem, run_hydra_app
@@ -136,45 +135,39 @@ def test_cfg_hydra_shows_the_slurm_settings_without_a_cluster(cli_main):
 # --- cores per job ---------------------------------------------------------------------------------------------
 
 @pytest.fixture
-def job_of(monkeypatch):
-    """job_of(*overrides): make HydraConfig what a multirun job composed with `overrides` sees, on 8 cores."""
+def parallel_jobs_of(monkeypatch):
+    """parallel_jobs_of(*overrides): the parallel jobs of a job composed with `overrides` (a sweep's unless `mode`
+    says otherwise), as `hydra_job.read_job` reads them, on 8 cores."""
     monkeypatch.setattr(sweeps, "usable_cores", lambda: 8)
     monkeypatch.setattr("joblib.cpu_count", lambda: 8)
-    saved = HydraConfig.instance().cfg
 
-    def _set(*overrides: str, mode: RunMode = RunMode.MULTIRUN) -> None:
+    def _parallel(*overrides: str, mode: RunMode = RunMode.MULTIRUN) -> int:
         hydra_cfg = hydra_node(*overrides)
-        with open_dict(hydra_cfg):
-            hydra_cfg.mode = mode
-        HydraConfig.instance().set_config(OmegaConf.create({"hydra": hydra_cfg}))
+        return sweeps.parallel_jobs(mode == RunMode.MULTIRUN, OmegaConf.to_container(hydra_cfg.launcher, resolve=True),
+                                    OmegaConf.to_container(hydra_cfg.sweeper, resolve=True))
 
-    yield _set
-    HydraConfig.instance().cfg = saved
+    return _parallel
 
 
-def test_one_job_at_a_time_outside_a_joblib_sweep(job_of):
-    HydraConfig.instance().cfg = None
-    assert sweeps.parallel_jobs() == 1 and sweeps.threads_per_process() == 8
-    job_of()
-    assert sweeps.parallel_jobs() == 1
-    job_of("hydra/launcher=slurm")
-    assert sweeps.parallel_jobs() == 1  # every SLURM job has an allocation of its own
-    job_of("hydra/launcher=joblib", "hydra.launcher.n_jobs=4", mode=RunMode.RUN)
-    assert sweeps.parallel_jobs() == 1  # a single run, whatever the launcher
+def test_one_job_at_a_time_outside_a_joblib_sweep(parallel_jobs_of):
+    assert sweeps.parallel_jobs(False, {}, {}) == 1 and sweeps.threads_per_process() == 8
+    assert parallel_jobs_of() == 1
+    assert parallel_jobs_of("hydra/launcher=slurm") == 1  # every SLURM job has an allocation of its own
+    assert parallel_jobs_of("hydra/launcher=joblib", "hydra.launcher.n_jobs=4", mode=RunMode.RUN) == 1  # a single run
 
 
 @pytest.mark.parametrize(("n_jobs", "parallel", "threads", "threads_with_2_processes"), [
     (2, 2, 4, 2), (3, 3, 2, 1), (-1, 8, 1, 1), (-2, 7, 1, 1), (-20, 1, 8, 4), (16, 16, 1, 1)])
-def test_joblib_jobs_split_the_cores(job_of, n_jobs, parallel, threads, threads_with_2_processes):
-    job_of("hydra/launcher=joblib", f"hydra.launcher.n_jobs={n_jobs}")
-    assert sweeps.parallel_jobs() == parallel
-    assert sweeps.threads_per_process() == threads
-    assert sweeps.threads_per_process(processes_per_job=2) == threads_with_2_processes
+def test_joblib_jobs_split_the_cores(parallel_jobs_of, n_jobs, parallel, threads, threads_with_2_processes):
+    assert parallel_jobs_of("hydra/launcher=joblib", f"hydra.launcher.n_jobs={n_jobs}") == parallel
+    assert sweeps.threads_per_process(parallel) == threads
+    assert sweeps.threads_per_process(parallel, processes_per_job=2) == threads_with_2_processes
 
 
-def test_an_optuna_batch_smaller_than_n_jobs_leaves_the_cores_to_fewer_jobs(job_of):
-    job_of("hydra/launcher=joblib", "hydra.launcher.n_jobs=4", "hparams_search=optuna", "hydra.sweeper.n_jobs=2")
-    assert sweeps.parallel_jobs() == 2 and sweeps.threads_per_process() == 4
+def test_an_optuna_batch_smaller_than_n_jobs_leaves_the_cores_to_fewer_jobs(parallel_jobs_of):
+    parallel = parallel_jobs_of("hydra/launcher=joblib", "hydra.launcher.n_jobs=4", "hparams_search=optuna",
+                                "hydra.sweeper.n_jobs=2")
+    assert parallel == 2 and sweeps.threads_per_process(parallel) == 4
 
 
 def test_usable_cores_is_this_process_affinity():
