@@ -17,7 +17,7 @@ from omegaconf.errors import OmegaConfBaseException
 from rich.console import Console
 
 from .cli import run_command
-from .config import upgraded, validate_config
+from .config import build_model, upgraded, validate_config
 from .data import build_data, input_size
 from .engine.checkpoint import load_checkpoint
 from .engine.loop import evaluate_with_confusion
@@ -25,7 +25,6 @@ from .engine.output import per_class_accuracy, print_per_class
 from .engine.setup import use_amp
 from .errors import ConfigError
 from .launch import FROM_THIS_LAUNCH, MAY_CHANGE
-from .models import build_model
 from .runtime.devices import resolve_device
 from .runtime.files import read_json
 from .runtime.overrides import parse_overrides, path_argument
@@ -64,8 +63,7 @@ def evaluate_run(run_dir: Path, overrides: list[str], console: Console, split: s
     _check_same_inputs(OmegaConf.create(checkpoint["config"]), cfg)
     device = resolve_device(cfg.trainer.device)
     data = build_data(cfg.data, device, cfg.seed)
-    model = build_model(cfg.model, num_classes=cfg.data.num_classes, in_chans=cfg.data.in_chans,
-                        input_size=input_size(cfg.data)).to(device)
+    model = build_model(cfg).to(device)
     try:
         model.load_state_dict(checkpoint["model"])
     except RuntimeError as err:

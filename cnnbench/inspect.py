@@ -29,10 +29,9 @@ from torch.overrides import TorchFunctionMode
 from torch.utils.flop_counter import FlopCounterMode
 
 from . import CONF_DIR
-from .config import validate_config
+from .config import build_model, validate_config
 from .data import input_size
 from .errors import announce, as_cnnbench_error
-from .models import build_model
 from .models.shapes import Window, effective_kernel_size, window_of
 
 log = logging.getLogger(__name__)
@@ -194,7 +193,7 @@ def run(cfg: DictConfig) -> dict:
     """Build `cfg.model` for `cfg.data`'s input, print its report in `cfg.inspect.format`, return the report."""
     validate_config(cfg, root="inspect")  # data=image_folder: channels and classes come from the folder
     size = input_size(cfg.data)
-    model = build_model(cfg.model, num_classes=cfg.data.num_classes, in_chans=cfg.data.in_chans, input_size=size)
+    model = build_model(cfg)
     report = inspect_model(model, (1, cfg.data.in_chans, size, size), name=cfg.model.name)
     if cfg.inspect.format == "json":
         print(json.dumps(report))

@@ -15,9 +15,9 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from . import CONF_DIR
-from .config import validate_config
+from .config import build_model, validate_config
 from .config.diff import config_shown
-from .data import DataBundle, build_data, input_size
+from .data import DataBundle, build_data
 from .data.transforms import batch_mix
 from .engine import metrics as m
 from .engine.checkpoint import restore
@@ -28,7 +28,6 @@ from .engine.setup import SetupSettings, TrainSetup, build_setup
 from .errors import as_cnnbench_error, status_of
 from .hydra_job import read_job
 from .launch import Launch, claim_launch, continued, failed
-from .models import build_model
 from .runtime import distributed, runlog
 from .runtime.devices import resolve_device
 from .runtime.files import save_json
@@ -153,8 +152,7 @@ def build(cfg: DictConfig, ranks: distributed.Ranks, device: torch.device,
           schedule_epochs: int) -> tuple[TrainSetup, DataBundle]:
     """The model (seeded), the data and the training setup a config describes."""
     torch.manual_seed(cfg.seed)
-    model = build_model(cfg.model, num_classes=cfg.data.num_classes, in_chans=cfg.data.in_chans,
-                        input_size=input_size(cfg.data))
+    model = build_model(cfg)
     data = build_data(cfg.data, device, cfg.seed, ranks)
     data.train.drop_last = cfg.trainer.compile is not False  # one batch shape: torch.compile compiles once
     settings = settings_from(SetupSettings, cfg.trainer)

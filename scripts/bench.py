@@ -42,7 +42,7 @@ from omegaconf import open_dict
 from cnnbench import CONF_DIR
 from cnnbench.data import input_size
 from cnnbench.data.transforms import BatchTransform
-from cnnbench.models import build_model
+from cnnbench.models import create_model
 
 TRAIN_SIZES = {"mnist": 60000, "fashion_mnist": 60000, "cifar10": 50000, "digits": 1437}
 
@@ -66,8 +66,8 @@ MODEL_OPTIONS: dict[str, object] = {}  # --option key=value: the model's own opt
 
 def make_model(model_name: str, data_cfg, device: torch.device) -> nn.Module:
     torch.manual_seed(0)
-    return build_model({"name": model_name, "init": "default", **MODEL_OPTIONS}, num_classes=data_cfg.num_classes,
-                       in_chans=data_cfg.in_chans, input_size=input_size(data_cfg)).to(device)
+    return create_model(model_name, num_classes=data_cfg.num_classes, in_chans=data_cfg.in_chans,
+                        input_size=input_size(data_cfg), **MODEL_OPTIONS).to(device)
 
 
 def timed_steps(batches, step, warmup: int, steps: int, device: torch.device) -> float:

@@ -20,9 +20,10 @@ from hydra import compose, initialize_config_dir
 from rich.console import Console
 
 from cnnbench import CONF_DIR
+from cnnbench.config import build_model
 from cnnbench.data import input_size
 from cnnbench.inspect import count_flops, format_flops, inspect_model, render_table
-from cnnbench.models import build_model, list_models
+from cnnbench.models import create_model, list_models
 
 REPO = Path(__file__).resolve().parent.parent
 TARGETS = (REPO / "docs" / "models.md",)
@@ -55,7 +56,7 @@ ZOO = [
 def zoo_row(name: str, options: dict, in_chans: int, size: int) -> tuple[int, int]:
     """Parameters and forward FLOPs per image, counted on the meta device (shapes only: fast, no memory)."""
     with torch.device("meta"):
-        model = build_model({"name": name, **options}, num_classes=10, in_chans=in_chans, input_size=size).eval()
+        model = create_model(name, num_classes=10, in_chans=in_chans, input_size=size, **options).eval()
         flops = count_flops(model, torch.zeros(1, in_chans, size, size))
     return sum(p.numel() for p in model.parameters()), flops
 
@@ -79,7 +80,7 @@ def inspect_example() -> str:
     with initialize_config_dir(CONF_DIR, version_base=None):
         cfg = compose("inspect", overrides=list(INSPECT_EXAMPLE))
     size = input_size(cfg.data)
-    model = build_model(cfg.model, num_classes=cfg.data.num_classes, in_chans=cfg.data.in_chans, input_size=size)
+    model = build_model(cfg)
     report = inspect_model(model, (1, cfg.data.in_chans, size, size), cfg.model.name)
     console = Console(file=io.StringIO(), width=80, color_system=None)  # fixed, whatever COLUMNS says
     console.print(render_table(report))

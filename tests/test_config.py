@@ -6,9 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from cnnbench.config import validate_config
+from cnnbench.config import build_model, validate_config
 from cnnbench.errors import ConfigError
-from cnnbench.models import build_model
 from tests.conftest import TINY_RUN, one_line_error
 
 NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
@@ -167,8 +166,8 @@ def test_validation_builds_the_model_on_the_meta_device(make_cfg, monkeypatch):
 
     built = []
 
-    def spy(model_cfg, **sizes):
-        model = build_model(model_cfg, **sizes)
+    def spy(cfg, **kwargs):
+        model = build_model(cfg, **kwargs)
         built.append(next(model.parameters()).device)
         return model
 

@@ -59,6 +59,15 @@ def test_runtime_and_models_import_nothing_of_cnnbench_but_errors(layer):
         assert not outside, (name, outside)
 
 
+def test_models_know_nothing_of_configs():
+    """A model takes plain arguments and refuses bad ones with ValueError/TypeError; the config's words (the
+    `model.` keys, ConfigError) are the top's."""
+    models = [m for m in MODULES if m.startswith("cnnbench.models")]
+    for name in models:
+        assert not {m.split(".")[0] for m in imports(name)} & {"hydra", "omegaconf"}, name
+        assert "ConfigError" not in MODULES[name].read_text(), name
+
+
 def test_hydras_globals_are_read_in_one_place():
     readers = sorted(name for name in MODULES if {"hydra.core.hydra_config", "hydra.core.hydra_config.HydraConfig"}
                      & imports(name))

@@ -13,18 +13,17 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from .. import CONF_DIR
-from ..data import input_size
 from ..data.folder import complete_folder_config
 from ..data.sources import NATIVE_FORMATS
 from ..errors import ConfigError
-from ..models import build_model
 from ..runtime.devices import resolve_device
 from ..runtime.distributed import launched_by_torchrun
 from ..runtime.sweeps import usable_cores
 from .keys import check_known_keys, load_yaml
+from .model import build_model
 from .rules import FILLED_FROM_FOLDER, RULES, SECTIONS, number_above, number_in
 
-__all__ = ["MOVED_KEYS", "load_yaml", "not_allowed", "shown", "upgraded", "validate_config"]
+__all__ = ["MOVED_KEYS", "build_model", "load_yaml", "not_allowed", "shown", "upgraded", "validate_config"]
 
 # Keys that moved: a saved config (last.pt, best.pt) of an earlier version is read with them in their new place.
 MOVED_KEYS = {"optimizer.decay_norm_and_bias": "trainer.decay_norm_and_bias"}
@@ -181,16 +180,8 @@ def _check_normalization(data_cfg: DictConfig) -> None:
 
 def _check_model_fits_input(cfg: DictConfig) -> torch.nn.Module:
     """Build the model on the meta device (no memory, no init): too-small inputs and bad options surface here."""
-    model_cfg, size = {**_plain(cfg.model), "init": "default"}, input_size(cfg.data)
-    try:
-        with torch.device("meta"):
-            return build_model(model_cfg, num_classes=cfg.data.num_classes, in_chans=cfg.data.in_chans,
-                               input_size=size)
-    except ConfigError:
-        raise
-    except Exception as err:  # a layer that refuses its size: torch's RuntimeError and the like
-        raise ConfigError(f"model={cfg.model.name} cannot take {cfg.data.in_chans}x{size}x{size} inputs "
-                          f"({str(err).splitlines()[0]}); change data.resize or the model's options") from err
+    with torch.device("meta"):
+        return build_model(cfg, init="default")
 
 
 def _check_device_count(trainer_cfg: DictConfig, device: torch.device) -> None:

@@ -10,7 +10,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from .. import CONF_DIR
 from ..errors import ConfigError
-from ..models.build import model_options
+from ..models import model_options
 from .rules import REPORTED_KEYS, SECTIONS
 
 BASES = "base"  # conf/base/: what the options of a group share, pulled in with `- /base/<name>@_here_`

@@ -59,10 +59,6 @@ def is_count_or_fraction(v) -> bool:
     return int_at_least(0)(v) or (isinstance(v, float) and 0 <= v < 1)
 
 
-def is_list_of_positive_ints(v) -> bool:
-    return isinstance(v, list | tuple) and len(v) > 0 and all(int_at_least(1)(x) for x in v)
-
-
 def is_betas(v) -> bool:
     return isinstance(v, list) and len(v) == 2 and all(number_in(0, 1)(b) for b in v)
 
@@ -103,13 +99,6 @@ RULES = (
     Rule("sweep.fail_fast", TRUE_OR_FALSE, is_bool),
     Rule("model.name", f"one of {', '.join(list_models())}", one_of(*list_models())),
     Rule("model.init", f"one of {', '.join(INIT_SCHEMES)}", one_of(*INIT_SCHEMES)),
-    Rule("model.stem", "one of small, imagenet", one_of("small", "imagenet")),
-    Rule("model.width_div", "an integer >= 1 that divides 64", lambda v: int_at_least(1)(v) and 64 % v == 0),
-    Rule("model.n_hidden", "an integer >= 1", int_at_least(1)),
-    Rule("model.n_feature", "an integer >= 1", int_at_least(1)),
-    Rule("model.widths", "a list of integers >= 1, e.g. [32,64,128]", is_list_of_positive_ints),
-    Rule("model.stem_stride", "1 or 2", lambda v: v in (1, 2) and not isinstance(v, bool)),
-    Rule("model.depths", "a list of integers >= 1, one per width, e.g. [1,1,1]", is_list_of_positive_ints),
     Rule("data.name", f"one of {', '.join(SOURCE_NAMES)}", one_of(*SOURCE_NAMES)),
     Rule("data.root", "a folder path", is_text),
     Rule("data.download", TRUE_OR_FALSE, is_bool),

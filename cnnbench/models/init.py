@@ -12,7 +12,7 @@ def _xavier(m: nn.Module) -> None:
 
 
 def _kaiming(m: nn.Module) -> None:
-    # Seed 001's ResNet._init_weights, applied to any model.
+    # Seed 001's ResNet._init_weights, applied to any model (`model.init=kaiming`) and by the ResNets themselves.
     if isinstance(m, nn.Conv2d):
         nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
     elif isinstance(m, nn.BatchNorm2d | nn.BatchNorm1d):
@@ -33,4 +33,12 @@ def init_weights(model: nn.Module, scheme: str) -> nn.Module:
     initializer = INITIALIZERS[scheme]
     if initializer is not None:
         model.apply(initializer)
+    return model
+
+
+def kaiming_in_order(model: nn.Module) -> nn.Module:
+    """Kaiming init over `model.modules()` (parents before children), the order in which seed 001's ResNet draws
+    its random weights; `init_weights` goes children first, as `nn.Module.apply` does."""
+    for module in model.modules():
+        _kaiming(module)
     return model

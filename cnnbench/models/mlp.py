@@ -66,10 +66,17 @@ class CNN(nn.Module):
 @register_model
 def mlp(num_classes: int = 10, in_chans: int = 1, input_size: int = 28, n_hidden: int = 8) -> FC2Layer:
     """Seed 002's FC2Layer; the course's `n_hidden = 8` gives 6,442 parameters on 1x28x28."""
+    _check_positive("n_hidden", n_hidden)
     return FC2Layer(in_chans * input_size * input_size, n_hidden, num_classes)
 
 
 @register_model
 def cnn_small(num_classes: int = 10, in_chans: int = 1, input_size: int = 28, n_feature: int = 6) -> CNN:
     """Seed 002's CNN; the course's `n_features = 6` gives 6,422 parameters on 1x28x28."""
+    _check_positive("n_feature", n_feature)
     return CNN(num_classes, in_chans, input_size, n_feature)
+
+
+def _check_positive(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name}={value!r} is not allowed: expected an integer >= 1")

@@ -1,11 +1,14 @@
-"""Model registry after timm: `@register_model` on a factory, `create_model(name, ...)` to build."""
+"""Model registry after timm: `@register_model` on a factory, `create_model(name, ...)` to build any of them."""
 
 from __future__ import annotations
 
 import fnmatch
+import inspect
 from collections.abc import Callable
 
 import torch.nn as nn
+
+from .init import INIT_SCHEMES, init_weights
 
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
 
@@ -35,6 +38,27 @@ def get_model_factory(name: str) -> Callable[..., nn.Module]:
     return _MODELS[name]
 
 
-def create_model(name: str, num_classes: int = 10, in_chans: int = 1, **kwargs) -> nn.Module:
-    """Build a registered model; an unknown name raises a KeyError listing the known ones."""
-    return get_model_factory(name)(num_classes=num_classes, in_chans=in_chans, **kwargs)
+# Factory arguments that come from the data, never from a model's options.
+DATA_ARGUMENTS = ("num_classes", "in_chans", "input_size")
+
+
+def create_model(name: str, num_classes: int = 10, in_chans: int = 1, input_size: int | None = None,
+                 init: str = "default", **kwargs) -> nn.Module:
+    """The one way to build a model, after timm's factory: the registered `name` for `num_classes` classes of
+    `in_chans`-channel inputs, its own options in `kwargs` (None values dropped: the factory's default applies),
+    `input_size` passed to the factories that take it, then the weights initialised by `init` (INIT_SCHEMES).
+
+    An unknown name raises KeyError listing the known ones; a bad option raises ValueError or TypeError that names
+    the argument (`width_div=3 is not allowed: ...`); an input too small for the network raises InputTooSmall."""
+    factory = get_model_factory(name)
+    kwargs = {key: value for key, value in kwargs.items() if value is not None}
+    if input_size is not None and "input_size" in inspect.signature(factory).parameters:
+        kwargs["input_size"] = input_size
+    if init not in INIT_SCHEMES:
+        raise ValueError(f"init={init} is not allowed: expected one of {', '.join(INIT_SCHEMES)}")
+    return init_weights(factory(num_classes=num_classes, in_chans=in_chans, **kwargs), init)
+
+
+def model_options(name: str) -> list[str]:
+    """The keyword arguments a registered model takes besides the data's (its `model.<option>` keys)."""
+    return [p for p in inspect.signature(get_model_factory(name)).parameters if p not in DATA_ARGUMENTS]

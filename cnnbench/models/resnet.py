@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from ..errors import ConfigError
+from .init import kaiming_in_order
 from .registry import register_model
 
 # name -> (block type, blocks per stage)
@@ -96,7 +96,7 @@ def make_stem(stem: str, in_chans: int) -> nn.Sequential:
             nn.ReLU(inplace=True),
             nn.MaxPool2d(3, stride=2, padding=1),
         )
-    raise ConfigError(f"model.stem must be 'small' or 'imagenet', got '{stem}'")
+    raise ValueError(f"stem={stem} is not allowed: expected one of small, imagenet")
 
 
 class ResNet(nn.Module):
@@ -113,7 +113,7 @@ class ResNet(nn.Module):
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.flatten = nn.Flatten()
         self.classifier = nn.Linear(STAGE_WIDTHS[3] * block_cls.expansion, num_classes)
-        self._init_weights()
+        kaiming_in_order(self)  # the seed's _init_weights
 
     def _make_layer(self, block_cls: type[nn.Module], planes: int, num_blocks: int, stride: int):
         layers = []
@@ -121,17 +121,6 @@ class ResNet(nn.Module):
             layers.append(block_cls(self.in_planes, planes, stride=s))
             self.in_planes = planes * block_cls.expansion
         return nn.Sequential(*layers)
-
-    def _init_weights(self) -> None:
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.constant_(m.weight, 1)
-                nn.init.constant_(m.bias, 0)
-            elif isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, 0, 0.01)
-                nn.init.constant_(m.bias, 0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.stem(x)
@@ -172,10 +161,10 @@ class SmallResNet(nn.Module):
         super().__init__()
         widths, depths = tuple(int(w) for w in widths), tuple(int(d) for d in depths)
         if not widths or len(widths) != len(depths) or min(widths) < 1 or min(depths) < 1:
-            raise ConfigError(f"model.widths and model.depths must be lists of positive integers of the same "
-                              f"length, got {list(widths)} and {list(depths)}")
+            raise ValueError(f"widths={list(widths)} is not allowed with depths={list(depths)}: expected two lists of "
+                             "integers >= 1 of the same length, e.g. [32,64,128] and [1,1,1]")
         if stem_stride not in (1, 2):
-            raise ConfigError(f"model.stem_stride must be 1 or 2, got {stem_stride}")
+            raise ValueError(f"stem_stride={stem_stride} is not allowed: expected 1 or 2")
         self.stem = nn.Sequential(nn.Conv2d(in_chans, widths[0], 3, stride=stem_stride, padding=1, bias=False),
                                   nn.BatchNorm2d(widths[0]), nn.ReLU(inplace=True))
         stages, in_planes = [], widths[0]
@@ -189,7 +178,7 @@ class SmallResNet(nn.Module):
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.flatten = nn.Flatten()
         self.classifier = nn.Linear(in_planes, num_classes)
-        ResNet._init_weights(self)
+        kaiming_in_order(self)  # the seed's _init_weights
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.flatten(self.avgpool(self.stages(self.stem(x)))))

@@ -5,8 +5,8 @@ The output size of a convolution or pooling window along one axis is seed 001's 
 
     H_out = floor((H_in + 2 * padding - dilation * (kernel_size - 1) - 1) / stride + 1)
 
-`check_input_size` turns a too-small input into a one-line `ConfigError` at construction time,
-before a forward pass would fail somewhere deep inside the network.
+`check_input_size` turns a too-small input into an `InputTooSmall` error at construction time, before a forward
+pass would fail somewhere deep inside the network.
 """
 
 from __future__ import annotations
@@ -15,8 +15,6 @@ from collections.abc import Iterable
 from typing import NamedTuple
 
 import torch.nn as nn
-
-from ..errors import ConfigError
 
 SPATIAL_WINDOWS = (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)
 
@@ -91,14 +89,20 @@ def min_input_size(windows: Iterable[Window]) -> int:
 
 
 def check_input_size(model_name: str, input_size: int, windows: Iterable[Window], resize_hint: str) -> None:
-    """Raise a one-line ConfigError if `input_size` is too small for `windows`.
+    """Raise InputTooSmall if `input_size` is too small for `windows`.
 
     `resize_hint` completes "set data.resize=...", e.g. "224 (the d2l book's size)".
     """
     needed = min_input_size(windows)
     if input_size < needed:
-        raise ConfigError(
-            f"model {model_name} needs inputs of at least {needed}x{needed} (got {input_size}x{input_size}): "
-            f"set data.resize={resize_hint}"
-        )
+        raise InputTooSmall(model_name, input_size, needed, resize_hint)
+
+
+class InputTooSmall(ValueError):
+    """A model built for inputs smaller than its windows allow; `hint` is a size that works and why."""
+
+    def __init__(self, model_name: str, input_size: int, needed: int, hint: str):
+        self.model_name, self.input_size, self.needed, self.hint = model_name, input_size, needed, hint
+        super().__init__(f"{model_name} needs inputs of at least {needed}x{needed} (got {input_size}x{input_size}); "
+                         f"{hint} works")
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from ..errors import ConfigError
 from .registry import register_model
 from .shapes import check_input_size, flat_size, spatial_path
 
@@ -55,8 +54,8 @@ class VGG(nn.Module):
 
 def _vgg(name: str, num_classes: int, in_chans: int, input_size: int, width_div: int) -> VGG:
     if not isinstance(width_div, int) or width_div < 1 or any(c % width_div for _, c in VGG_ARCHS[name]):
-        raise ConfigError(f"model.width_div must be a positive integer that divides 64 (the book trains 4), "
-                          f"got {width_div!r}")
+        raise ValueError(f"width_div={width_div!r} is not allowed: expected an integer >= 1 that divides 64 (the "
+                         "book trains 4)")
     conv_arch = tuple((num_convs, channels // width_div) for num_convs, channels in VGG_ARCHS[name])
     return VGG(name, conv_arch, num_classes=num_classes, in_chans=in_chans, input_size=input_size)
 

@@ -13,9 +13,10 @@ import torch
 import torch.nn as nn
 from omegaconf import OmegaConf
 
+from cnnbench.config import build_model
 from cnnbench.errors import ConfigError
 from cnnbench.inspect import inspect_model
-from cnnbench.models import build_model, conv_output_size, create_model, get_model_factory, list_models
+from cnnbench.models import InputTooSmall, conv_output_size, create_model, get_model_factory, list_models
 from cnnbench.models.batchnorm import BatchNorm
 from cnnbench.models.resnet import BasicBlock
 from cnnbench.models.shapes import min_input_size, spatial_path
@@ -61,9 +62,9 @@ def options_for(name: str, size: int) -> dict:
 @pytest.mark.parametrize("name", list_models())
 def test_forward(name, in_chans, size):
     if (name, size) in REFUSED:
-        with pytest.raises(ConfigError, match=r"set data\.resize=\d+") as err:
+        with pytest.raises(InputTooSmall, match=r"needs inputs of at least \d+x\d+") as err:
             make(name, in_chans, size, num_classes=7)
-        assert "\n" not in str(err.value)
+        assert "\n" not in str(err.value) and err.value.needed > size
         return
     torch.manual_seed(0)
     # the large inputs only for their shapes (seconds each on a CPU); the values at the sizes the tests train at
@@ -97,13 +98,16 @@ def test_refusing_models_run_at_their_minimum_size(name):
         size = min_input_size(spatial_path(make(name, size=224, **options)))
     model = make(name, size=size, **options).eval()
     assert model(torch.zeros(1, 1, size, size)).shape == (1, 10)
-    with pytest.raises(ConfigError):
+    with pytest.raises(InputTooSmall):
         make(name, size=size - 1, **options)
 
 
-def test_refusal_message_names_the_resize():
-    with pytest.raises(ConfigError) as err:
+def test_refusal_message_names_the_resize(make_cfg):
+    with pytest.raises(InputTooSmall) as err:
         make("alexnet", size=28)
+    assert (err.value.needed, err.value.hint) == (65, "224 (the d2l book's size)")
+    with pytest.raises(ConfigError) as err:  # the config's words, at the top
+        build_model(make_cfg(["model=alexnet", "data=digits"]))
     assert str(err.value) == ("model alexnet needs inputs of at least 65x65 (got 28x28): "
                               "set data.resize=224 (the d2l book's size)")
 
@@ -126,7 +130,7 @@ def test_resnet_small_is_the_seeds_basic_block_in_a_short_stack():
     strided = make("resnet_small", widths=[16, 32], depths=[2, 1], stem_stride=2)
     assert strided.stem(torch.zeros(1, 1, 28, 28)).shape == (1, 16, 14, 14)
     assert len([m for m in strided.modules() if isinstance(m, BasicBlock)]) == 3
-    with pytest.raises(ConfigError, match="model.widths and model.depths"):
+    with pytest.raises(ValueError, match=r"widths=\[16, 32\] is not allowed with depths=\[1\]"):
         make("resnet_small", widths=[16, 32], depths=[1])
 
 
@@ -345,31 +349,33 @@ def test_scratch_batchnorm_state_is_saved_and_moves_with_the_model():
     assert model.to(torch.float64).features[1].moving_var.dtype == torch.float64
 
 
-# --- build_model: the config's model for the config's data -------------------------------------------------
+# --- create_model: the one way to build a model ------------------------------------------------------------
 
 SIZES = {"num_classes": 10, "in_chans": 1, "input_size": 28}
 
 
-def test_build_model_passes_the_input_size_to_models_that_derive_layers_from_it():
-    model = build_model(OmegaConf.create({"name": "alexnet", "init": "default"}), **{**SIZES, "input_size": 96})
+def test_create_model_passes_the_input_size_to_models_that_derive_layers_from_it():
+    model = create_model("alexnet", **{**SIZES, "input_size": 96})
     assert model(torch.zeros(1, 1, 96, 96)).shape == (1, 10)
+    assert create_model("resnet18", **SIZES, stem=None).stem[0].kernel_size == (3, 3)  # None: the factory's default
 
 
-def test_build_model_passes_options_and_init():
+def test_create_model_passes_options_and_init():
     torch.manual_seed(0)
-    model = build_model({"name": "vgg11", "init": "xavier", "width_div": 8}, **{**SIZES, "input_size": 32,
-                                                                                "in_chans": 3})
+    model = create_model("vgg11", init="xavier", width_div=8, **{**SIZES, "input_size": 32, "in_chans": 3})
     assert model.features[0][0].out_channels == 8
     bound = (6 / (3 * 9 + 8 * 9)) ** 0.5  # xavier_uniform_ bound of the first conv
     assert model.features[0][0].weight.abs().max() <= bound
+    with pytest.raises(ValueError, match="init=he is not allowed"):
+        create_model("lenet", init="he")
 
 
 @pytest.mark.parametrize("name", list_models())
 def test_every_model_has_a_config(name):
-    model_cfg = OmegaConf.load(REPO / "conf" / "model" / f"{name}.yaml")
-    assert model_cfg.name == name
+    model_cfg = OmegaConf.to_container(OmegaConf.load(REPO / "conf" / "model" / f"{name}.yaml"))
+    assert model_cfg.pop("name") == name
     with torch.device("meta"):
-        model = build_model(model_cfg, **{**SIZES, "input_size": 224})
+        model = create_model(name, **{**SIZES, "input_size": 224}, **model_cfg)
     assert sum(p.numel() for p in model.parameters()) > 0
 
 
