@@ -24,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from . import CONF_DIR
-from .config import MOVED_KEYS, validate_config
+from .config import MOVED_KEYS, prepare_config, validate_config
 from .errors import CnnbenchError, announce, as_cnnbench_error
 from .runtime.distributed import scratch_run_dir_overrides
 from .runtime.overrides import command_line_overrides, parse_overrides, paths_as_values, single_value_sets
@@ -110,6 +110,7 @@ def override_problem(argv: list[str], config_name: str = "config") -> str | None
                 if problem:
                     return problem
                 validate_config(cfg, root=config_name)  # before Hydra makes a folder: a refusal leaves none
+                prepare_config(cfg, root=config_name)  # an image folder read, the model built on the meta device
         except MissingConfigException as err:
             return _missing_option_message(err)
         except ConfigCompositionException as err:

@@ -17,7 +17,7 @@ from omegaconf.errors import OmegaConfBaseException
 from rich.console import Console
 
 from .cli import run_command
-from .config import build_model, upgraded, validate_config
+from .config import build_model, data_settings, prepare_config, upgraded, validate_config
 from .data import build_data, input_size
 from .engine.checkpoint import load_checkpoint
 from .engine.loop import evaluate_with_confusion
@@ -60,9 +60,10 @@ def evaluate_run(run_dir: Path, overrides: list[str], console: Console, split: s
     except OmegaConfBaseException as err:  # a key the run's config does not have
         raise ConfigError(f"cannot apply {' '.join(overrides)}: {str(err).splitlines()[0]}") from err
     validate_config(cfg)
+    cfg = prepare_config(cfg)
     _check_same_inputs(OmegaConf.create(checkpoint["config"]), cfg)
     device = resolve_device(cfg.trainer.device)
-    data = build_data(cfg.data, device, cfg.seed)
+    data = build_data(data_settings(cfg), device, cfg.seed)
     model = build_model(cfg).to(device)
     try:
         model.load_state_dict(checkpoint["model"])

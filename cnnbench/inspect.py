@@ -29,7 +29,7 @@ from torch.overrides import TorchFunctionMode
 from torch.utils.flop_counter import FlopCounterMode
 
 from . import CONF_DIR
-from .config import build_model, validate_config
+from .config import build_model, prepare_config, validate_config
 from .data import input_size
 from .errors import announce, as_cnnbench_error
 from .models.shapes import Window, effective_kernel_size, window_of
@@ -191,7 +191,8 @@ def render_table(report: dict) -> Group:
 
 def run(cfg: DictConfig) -> dict:
     """Build `cfg.model` for `cfg.data`'s input, print its report in `cfg.inspect.format`, return the report."""
-    validate_config(cfg, root="inspect")  # data=image_folder: channels and classes come from the folder
+    validate_config(cfg, root="inspect")
+    cfg = prepare_config(cfg, root="inspect")  # data=image_folder: channels and classes come from the folder
     size = input_size(cfg.data)
     model = build_model(cfg)
     report = inspect_model(model, (1, cfg.data.in_chans, size, size), name=cfg.model.name)

@@ -15,7 +15,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from . import CONF_DIR
-from .config import build_model, validate_config
+from .config import build_model, data_settings, prepare_config, validate_config
 from .config.diff import config_shown
 from .data import DataBundle, build_data
 from .data.transforms import batch_mix
@@ -51,6 +51,7 @@ def run(cfg: DictConfig, job: Job = IN_CODE) -> dict:
     """
     started = time.perf_counter()
     validate_config(cfg)
+    cfg = prepare_config(cfg)  # an image folder's facts read in, the model checked against its input
     launch = None if distributed.launched_by_torchrun() else prepare(cfg, job)  # torchrun: rank 0 plans, below
     if launch is not None and launch.plan.finished is not None:
         return already_finished(launch, job, run_console(True))
@@ -96,6 +97,7 @@ def prepare(cfg: DictConfig, job: Job) -> Launch:
     continuation = continued(cfg, plan.checkpoint, job.named_keys())
     resumed = {**continuation.config, "output_dir": str(plan.run_dir)}
     validate_config(OmegaConf.create(resumed))
+    prepare_config(OmegaConf.create(resumed))
     return Launch(resumed, plan, config_fingerprint(resumed), continuation.schedule_epochs,
                   continuation.notices, hydra_dir=str(cfg.output_dir))
 
@@ -153,8 +155,8 @@ def build(cfg: DictConfig, ranks: distributed.Ranks, device: torch.device,
     """The model (seeded), the data and the training setup a config describes."""
     torch.manual_seed(cfg.seed)
     model = build_model(cfg)
-    data = build_data(cfg.data, device, cfg.seed, ranks)
-    data.train.drop_last = cfg.trainer.compile is not False  # one batch shape: torch.compile compiles once
+    data = build_data(data_settings(cfg, drop_last=cfg.trainer.compile is not False),  # one shape: compiled once
+                      device, cfg.seed, ranks)
     settings = settings_from(SetupSettings, cfg.trainer)
     mix = batch_mix(cfg.data.get("mixup_alpha", 0), cfg.data.get("cutmix_alpha", 0), cfg.data.num_classes)
     setup = build_setup(model, instantiate(cfg.optimizer), instantiate(cfg.scheduler), settings, device, ranks,

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 
-from cnnbench.config import build_model, validate_config
+from cnnbench.config import build_model, prepare_config, validate_config
 from cnnbench.errors import ConfigError
 from tests.conftest import TINY_RUN, one_line_error
 
@@ -130,10 +131,16 @@ RULE_CASES = [
 ]
 
 
+def checked(cfg):
+    """What a run checks before it trains: validation, then the preparation (files read, the model built)."""
+    validate_config(cfg)
+    return prepare_config(cfg)
+
+
 @pytest.mark.parametrize(("overrides", "fragments"), RULE_CASES, ids=[" ".join(o) for o, _ in RULE_CASES])
 def test_validate_config_names_the_key_and_what_is_allowed(make_cfg, overrides, fragments):
     with pytest.raises(ConfigError) as err:
-        validate_config(make_cfg(overrides))
+        checked(make_cfg(overrides))
     message = str(err.value)
     assert "\n" not in message
     for fragment in fragments:
@@ -157,12 +164,12 @@ def test_cuda_without_cuda_is_refused(make_cfg):
     ["data=synthetic", "data.in_chans=3", "data.mean=[0.5,0.5,0.5]", "data.std=[0.2,0.2,0.2]", "data.image_size=16"],
 ])
 def test_good_configs_pass(make_cfg, overrides):
-    validate_config(make_cfg([*overrides, "trainer.device=cpu"]))
+    checked(make_cfg([*overrides, "trainer.device=cpu"]))
 
 
-def test_validation_builds_the_model_on_the_meta_device(make_cfg, monkeypatch):
-    # VGG-11 at 224 has 129M parameters: validation checks it fits the input without allocating them
-    import cnnbench.config
+def test_the_preparation_builds_the_model_on_the_meta_device(make_cfg, monkeypatch):
+    # VGG-11 at 224 has 129M parameters: the preparation checks it fits the input without allocating them
+    import cnnbench.config.prepare
 
     built = []
 
@@ -171,6 +178,21 @@ def test_validation_builds_the_model_on_the_meta_device(make_cfg, monkeypatch):
         built.append(next(model.parameters()).device)
         return model
 
-    monkeypatch.setattr(cnnbench.config, "build_model", spy)
-    validate_config(make_cfg(["experiment=d2l_vgg", "model.width_div=1", "trainer.device=cpu"]))
+    monkeypatch.setattr(cnnbench.config.prepare, "build_model", spy)
+    cfg = make_cfg(["experiment=d2l_vgg", "model.width_div=1", "trainer.device=cpu"])
+    validate_config(cfg)
+    assert built == []  # validation only checks
+    prepare_config(cfg)
     assert built == [torch.device("meta")]
+
+
+def test_validation_only_checks_and_the_preparation_reads_the_folder(make_cfg, tmp_path):
+    from cnnbench.errors import DataError
+
+    cfg = make_cfg(["data=image_folder", f"data.root={tmp_path / 'nowhere'}", "trainer.device=cpu"])
+    before = OmegaConf.to_yaml(cfg)
+    validate_config(cfg)  # no file read, no model built: nothing to refuse yet
+    assert OmegaConf.to_yaml(cfg) == before
+    with pytest.raises(DataError, match="nowhere is not a folder"):
+        prepare_config(cfg)
+    assert OmegaConf.to_yaml(cfg) == before

@@ -94,8 +94,11 @@ def test_layers_without_a_deterministic_cuda_backward_are_found():
 ])
 def test_gpu_only_choices_are_refused_in_one_line(make_cfg, monkeypatch, overrides, message):
     monkeypatch.setattr(config_module, "resolve_device", lambda spec: torch.device("cuda:1"))
+    monkeypatch.setattr(config_module.prepare, "resolve_device", lambda spec: torch.device("cuda:1"))
     with pytest.raises(ConfigError) as err:
-        validate_config(make_cfg([*TINY_RUN, "trainer.device=cuda:1", *overrides]))
+        cfg = make_cfg([*TINY_RUN, "trainer.device=cuda:1", *overrides])
+        validate_config(cfg)
+        config_module.prepare_config(cfg)
     assert str(err.value).startswith(message) and "\n" not in str(err.value)
 
 

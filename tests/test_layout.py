@@ -59,13 +59,15 @@ def test_runtime_and_models_import_nothing_of_cnnbench_but_errors(layer):
         assert not outside, (name, outside)
 
 
-def test_models_know_nothing_of_configs():
-    """A model takes plain arguments and refuses bad ones with ValueError/TypeError; the config's words (the
-    `model.` keys, ConfigError) are the top's."""
-    models = [m for m in MODULES if m.startswith("cnnbench.models")]
-    for name in models:
+def test_models_and_data_know_nothing_of_configs():
+    """Models and data take plain arguments or frozen settings, never a DictConfig; a model refuses bad arguments
+    with ValueError/TypeError, and the config's words (the `model.` keys, ConfigError) are the top's."""
+    lower = [m for m in MODULES if m.startswith(("cnnbench.models", "cnnbench.data"))]
+    assert len(lower) >= 20
+    for name in lower:
         assert not {m.split(".")[0] for m in imports(name)} & {"hydra", "omegaconf"}, name
-        assert "ConfigError" not in MODULES[name].read_text(), name
+        if name.startswith("cnnbench.models"):
+            assert "ConfigError" not in MODULES[name].read_text(), name
 
 
 def test_hydras_globals_are_read_in_one_place():

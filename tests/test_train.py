@@ -10,6 +10,7 @@ import torch
 import yaml
 
 import cnnbench.engine.loop as loop
+from cnnbench.config import data_settings
 from cnnbench.data.sources import load_source
 from cnnbench.engine.checkpoint import load_checkpoint
 from cnnbench.train import run
@@ -62,7 +63,7 @@ def test_per_class_accuracy_confusion_image_and_hparams(make_cfg, tmp_path, caps
     per_class = summary["test/per_class_acc"]
     assert list(per_class) == [f"class_{i}" for i in range(10)]
     # the per-class accuracies, weighted by class size, give back the overall test accuracy
-    class_sizes = torch.bincount(load_source(cfg.data).test.labels, minlength=10).tolist()
+    class_sizes = torch.bincount(load_source(data_settings(cfg)).test.labels, minlength=10).tolist()
     weighted = sum(acc * n for acc, n in zip(per_class.values(), class_sizes, strict=True)) / sum(class_sizes)
     assert weighted == pytest.approx(summary["test/acc"], abs=1e-9)
     events = tb_events(run_dir, images=0)

@@ -13,17 +13,19 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from .. import CONF_DIR
-from ..data.folder import complete_folder_config
 from ..data.sources import NATIVE_FORMATS
 from ..errors import ConfigError
 from ..runtime.devices import resolve_device
 from ..runtime.distributed import launched_by_torchrun
 from ..runtime.sweeps import usable_cores
+from .checks import check_normalization, check_rules, nondeterministic_on_cuda, not_allowed, shown
 from .keys import check_known_keys, load_yaml
 from .model import build_model
-from .rules import FILLED_FROM_FOLDER, RULES, SECTIONS, number_above, number_in
+from .prepare import data_settings, prepare_config
+from .rules import FILLED_FROM_FOLDER, RULES, SECTIONS
 
-__all__ = ["MOVED_KEYS", "build_model", "load_yaml", "not_allowed", "shown", "upgraded", "validate_config"]
+__all__ = ["MOVED_KEYS", "build_model", "data_settings", "load_yaml", "nondeterministic_on_cuda", "not_allowed",
+           "prepare_config", "shown", "upgraded", "validate_config"]
 
 # Keys that moved: a saved config (last.pt, best.pt) of an earlier version is read with them in their new place.
 MOVED_KEYS = {"optimizer.decay_norm_and_bias": "trainer.decay_norm_and_bias"}
@@ -51,30 +53,27 @@ _ABSENT = object()
 
 
 def validate_config(cfg: DictConfig, root: str = "config") -> None:
-    """Raise ConfigError for the first value that breaks a rule; keys a config lacks are skipped.
+    """Raise ConfigError for the first value that breaks a rule; keys a config lacks are skipped. Only checks: no
+    file is read and no model is built (that is `prepare_config`'s, config/prepare.py), and `cfg` is left as it is.
 
     `root` is the config `cfg` was composed from: `config` (training, evaluation) or `inspect`, which only
-    builds the model and so needs no data.mean/std. data=image_folder reads its folder first, once the other
-    keys pass: that fills data.in_chans, data.num_classes and a null data.mean/std, which the rules then
-    check like any other value."""
-    normalized = root == "config"
+    builds the model and so needs no data.mean/std. For data=image_folder, data.in_chans, data.num_classes and
+    data.mean/std may be null until the folder is read."""
     _check_sections(cfg, root)
-    if OmegaConf.select(cfg, "data.name") == "image_folder":
-        _check_rules(cfg, [rule for rule in RULES if rule.key not in FILLED_FROM_FOLDER])
-        check_known_keys(cfg, root)
-        complete_folder_config(cfg.data, normalization=normalized)
-    _check_rules(cfg, RULES)
+    from_folder = OmegaConf.select(cfg, "data.name") == "image_folder"
+    check_rules(cfg, [rule for rule in RULES if not (from_folder and rule.key in FILLED_FROM_FOLDER
+                                                      and OmegaConf.select(cfg, rule.key) is None)])
     check_known_keys(cfg, root)
     _check_targets(cfg)
     _check_nesterov(cfg.optimizer)
     _check_target(cfg.trainer)
     _check_data_format(cfg.data)
-    if normalized:
-        _check_normalization(cfg.data)
-    model = _check_model_fits_input(cfg)
+    if root == "config" and not (from_folder and None in (cfg.data.get("mean"), cfg.data.get("std"),
+                                                          cfg.data.get("in_chans"))):
+        check_normalization(cfg.data)
     device = resolve_device(cfg.trainer.device)
     _check_sync_bn(cfg.trainer, device)
-    _check_cuda_choices(cfg, device, model)
+    _check_numbered_gpu(cfg, device)
     _check_device_count(cfg.trainer, device)
 
 
@@ -87,34 +86,6 @@ def _check_sections(cfg: DictConfig, root: str) -> None:
             choose = f"choose one with {section}=<name> ({', '.join(options)})" if options else f"set {section}.*"
             raise ConfigError(f"{section} is missing from the config (removed with ~{section}?); {choose}")
 
-
-def _check_rules(cfg: DictConfig, rules) -> None:
-    for rule in rules:
-        value = _plain(OmegaConf.select(cfg, rule.key, default="<absent>"))
-        if value == "<absent>" or (value is None and rule.optional):
-            continue
-        if not rule.check(value):
-            raise not_allowed(rule.key, value, rule.allowed)
-
-
-def _plain(value):
-    return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
-
-
-def shown(value) -> str:
-    """A value as one would type it in an override: null, true, [0.9,1.2], plain strings."""
-    if value is None or isinstance(value, bool):
-        return str(value).lower() if value is not None else "null"
-    if isinstance(value, list):
-        return "[" + ",".join(shown(v) for v in value) + "]"
-    return str(value)
-
-
-def not_allowed(key: str, value, expected: str) -> ConfigError:
-    return ConfigError(f"{key}={shown(value)} is not allowed: expected {expected}")
-
-
-# --- rules that involve more than one key ----------------------------------------------------------------
 
 SCHEDULES = ("constant", "cosine", "step", "onecycle")  # the functions of cnnbench.engine.schedulers
 
@@ -168,22 +139,6 @@ def _check_data_format(data_cfg: DictConfig) -> None:
             raise not_allowed(f"data.{key}", data_cfg[key], f"{expected} for data={data_cfg.name}{hint}")
 
 
-def _check_normalization(data_cfg: DictConfig) -> None:
-    channels = data_cfg.in_chans
-    for key, per_value, allowed in (("mean", number_in(0, 1, high_open=False), "in [0, 1]"),
-                                    ("std", number_above(0), "> 0")):
-        values = _plain(data_cfg.get(key))
-        if not isinstance(values, list) or len(values) != channels or not all(per_value(v) for v in values):
-            raise not_allowed(f"data.{key}", values, f"{channels} number(s) {allowed}, one per channel "
-                                                     f"(data.in_chans={channels})")
-
-
-def _check_model_fits_input(cfg: DictConfig) -> torch.nn.Module:
-    """Build the model on the meta device (no memory, no init): too-small inputs and bad options surface here."""
-    with torch.device("meta"):
-        return build_model(cfg, init="default")
-
-
 def _check_device_count(trainer_cfg: DictConfig, device: torch.device) -> None:
     """One process per GPU, or per usable CPU core: more would only wait on each other (and may not start)."""
     devices = trainer_cfg.get("devices", 1)
@@ -205,30 +160,9 @@ def _check_sync_bn(trainer_cfg: DictConfig, device: torch.device) -> None:
                           "(with false each process normalises with the statistics of its own part of the batch)")
 
 
-def _check_cuda_choices(cfg: DictConfig, device: torch.device, model: torch.nn.Module) -> None:
-    """Choices that only a GPU run can get wrong: a numbered GPU for several processes, a layer without a
-    deterministic CUDA backward in a deterministic run."""
-    if device.type != "cuda":
-        return
-    if device.index is not None and (cfg.trainer.get("devices", 1) > 1 or launched_by_torchrun()):
+def _check_numbered_gpu(cfg: DictConfig, device: torch.device) -> None:
+    if device.type == "cuda" and device.index is not None and (cfg.trainer.get("devices", 1) > 1
+                                                                or launched_by_torchrun()):
         raise not_allowed("trainer.device", cfg.trainer.device,
                           "cuda with several processes: each takes the GPU of its local rank (choose them with "
                           "CUDA_VISIBLE_DEVICES)")
-    if cfg.trainer.get("deterministic"):
-        layers = nondeterministic_on_cuda(model)
-        if layers:
-            raise ConfigError(f"trainer.deterministic=true is not allowed with model={cfg.model.name} on CUDA: its "
-                              f"{layers[0]} has no deterministic CUDA backward (set trainer.deterministic=false, "
-                              f"or train on the CPU)")
-
-
-def nondeterministic_on_cuda(model: torch.nn.Module) -> list[str]:
-    """Layers whose CUDA backward has no deterministic implementation: adaptive average pooling to more than 1x1
-    (to 1x1 PyTorch takes a mean, which has one)."""
-    found = []
-    for name, layer in model.named_modules():
-        if isinstance(layer, torch.nn.AdaptiveAvgPool2d):
-            size = layer.output_size if isinstance(layer.output_size, tuple) else (layer.output_size,) * 2
-            if tuple(size) != (1, 1):
-                found.append(f"{name} = AdaptiveAvgPool2d({layer.output_size})")
-    return found

@@ -4,10 +4,10 @@
     <root>/val/<class>/<image>     optional; without it, a fixed split of train/ (data.val_split)
     <root>/test/<class>/<image>    optional; without it, the validation images are the test set
 
-`complete_folder_config` fills data.in_chans, data.num_classes and (when null) data.mean/std from the
-folder before the config rules run. DataLoader workers decode each image, convert it to one mode (L or
-RGB) and resize it to data.image_size; the uint8 batches then go through the same on-device
-BatchTransform as the in-memory datasets.
+`folder_facts` reads from the folder what a config leaves null (the channels, the class count and, with
+normalisation, the mean and std), for the run's preparation to fill in. DataLoader workers decode each image,
+convert it to one mode (L or RGB) and resize it to data.image_size; the uint8 batches then go through the same
+on-device BatchTransform as the in-memory datasets.
 """
 
 from __future__ import annotations
@@ -17,15 +17,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from omegaconf import OmegaConf, open_dict
 from torch.utils.data import DataLoader, Subset
 
 from ..errors import ConfigError, DataError
 from .imagefiles import class_names, first_image, image_channels
+from .settings import DataSettings
 from .split import split_positions
 from .stream import FolderLoader, unreadable_position
 
-__all__ = ["FolderLayout", "FolderLoader", "complete_folder_config", "open_images", "training_split", "worker_count"]
+__all__ = ["FolderLayout", "FolderLoader", "folder_facts", "open_images", "training_split", "worker_count"]
 
 CHANNEL_CHOICES = (1, 3)
 STATS_IMAGES = 1000  # training images measured for a null data.mean / data.std
@@ -42,8 +42,8 @@ class FolderLayout:
 
 # --- the folder: layout, classes, channels ------------------------------------------------------------------
 
-def folder_root(data_cfg) -> Path:
-    root = None if OmegaConf.is_missing(data_cfg, "root") else data_cfg.get("root")
+def folder_root(data: DataSettings) -> Path:
+    root = data.root
     if not isinstance(root, str) or not root.strip():
         raise ConfigError("data.root is required for data=image_folder: the folder that holds train/ (and "
                           "optionally val/ and test/) with one sub-folder per class, e.g. data.root=~/my_images")
@@ -54,12 +54,12 @@ def folder_root(data_cfg) -> Path:
     return path
 
 
-def folder_layout(data_cfg) -> FolderLayout:
+def folder_layout(data: DataSettings) -> FolderLayout:
     """Which of train/, val/, test/ exist under data.root and the classes, checked alike in all three."""
-    root = folder_root(data_cfg)
+    root = folder_root(data)
     train = root / "train"
     if not train.is_dir():
-        raise DataError(f"data.root={data_cfg.root} has no train/ folder: put the training images in "
+        raise DataError(f"data.root={data.root} has no train/ folder: put the training images in "
                         f"{train}/<class name>/, one folder per class")
     classes = class_names(train)
     if len(classes) < 2:
@@ -82,7 +82,7 @@ def _same_classes(folder: Path, train: Path, classes: list[str]) -> Path | None:
     return folder
 
 
-# --- the config: filled from the folder -----------------------------------------------------------------------
+# --- what the folder says: filled into the settings -----------------------------------------------------------
 
 def open_images(folder: Path, channels: int, size: int, allow_empty: bool = False):
     """The FolderImages of one split folder (decoding lives in .images, which imports torchvision)."""
@@ -96,32 +96,28 @@ def worker_count(setting) -> int:
     return min(MAX_AUTO_WORKERS, os.cpu_count() or 1) if setting == "auto" else int(setting)
 
 
-def training_split(data_cfg, layout: FolderLayout, count: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+def training_split(data: DataSettings, layout: FolderLayout, count: int) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Positions of train/ used for training and (without a val/ folder) held out for validation."""
     if layout.val is not None:
         return torch.arange(count), None
-    kept, held_out = split_positions(count, data_cfg.val_split, data_cfg.split_seed)
+    kept, held_out = split_positions(count, data.val_split, data.split_seed)
     if held_out is None and layout.test is None:
-        raise ConfigError(f"data.val_split={data_cfg.val_split} is not allowed: expected a count or fraction that "
+        raise ConfigError(f"data.val_split={data.val_split} is not allowed: expected a count or fraction that "
                           f"holds out at least one image, as {layout.train.parent} has no val/ or test/ folder")
     return kept, held_out
 
 
-def complete_folder_config(data_cfg, normalization: bool = True) -> FolderLayout:
-    """Fill data.in_chans, data.num_classes and, with `normalization`, a null data.mean/std from the folder.
-
-    Values already set are checked against the folder instead (a run's saved config passes unchanged).
-    """
-    if data_cfg.get("permute_pixels"):
+def folder_facts(data: DataSettings, normalization: bool = True) -> dict:
+    """`num_classes`, `in_chans` and, with `normalization`, `mean` and `std` as the folder gives them (values
+    already set are checked against the folder instead and kept: a run's saved config passes unchanged)."""
+    if data.permute_pixels:
         raise ConfigError("data.permute_pixels=true is not allowed: expected false for data=image_folder "
                           "(its images are streamed from disk, not held as one tensor)")
-    layout = folder_layout(data_cfg)
-    with open_dict(data_cfg):
-        data_cfg.num_classes = _class_count(data_cfg.get("num_classes"), layout)
-        data_cfg.in_chans = _channels(data_cfg.get("in_chans"), layout)
-        if normalization:
-            _fill_mean_std(data_cfg, layout)
-    return layout
+    layout = folder_layout(data)
+    facts = {"num_classes": _class_count(data.num_classes, layout), "in_chans": _channels(data.in_chans, layout)}
+    if normalization:
+        facts.update(_mean_std(data.replace(**facts), layout))
+    return facts
 
 
 def _class_count(value, layout: FolderLayout) -> int:
@@ -141,26 +137,26 @@ def _channels(value, layout: FolderLayout) -> int:
     return value
 
 
-def _fill_mean_std(data_cfg, layout: FolderLayout) -> None:
-    if data_cfg.get("mean") is not None and data_cfg.get("std") is not None:
-        return
-    channels = int(data_cfg.in_chans)
-    if data_cfg.normalize:
-        mean, std = measure_mean_std(data_cfg, layout)
+def _mean_std(data: DataSettings, layout: FolderLayout) -> dict:
+    if data.mean is not None and data.std is not None:
+        return {"mean": list(data.mean), "std": list(data.std)}
+    channels = int(data.in_chans)
+    if data.normalize:
+        mean, std = measure_mean_std(data, layout)
     else:  # not used; identity values keep the per-channel check meaningful
         mean, std = [0.0] * channels, [1.0] * channels
-    data_cfg.mean = data_cfg.mean if data_cfg.get("mean") is not None else mean
-    data_cfg.std = data_cfg.std if data_cfg.get("std") is not None else std
+    return {"mean": list(data.mean) if data.mean is not None else mean,
+            "std": list(data.std) if data.std is not None else std}
 
 
-def measure_mean_std(data_cfg, layout: FolderLayout) -> tuple[list[float], list[float]]:
+def measure_mean_std(data: DataSettings, layout: FolderLayout) -> tuple[list[float], list[float]]:
     """Per-channel mean and std of the pixels (in [0, 1]) of up to STATS_IMAGES training images, evenly spaced."""
-    images = open_images(layout.train, int(data_cfg.in_chans), int(data_cfg.image_size))
-    kept, _ = training_split(data_cfg, layout, len(images))
+    images = open_images(layout.train, int(data.in_chans), int(data.image_size))
+    kept, _ = training_split(data, layout, len(images))
     spaced = torch.linspace(0, len(kept) - 1, min(STATS_IMAGES, len(kept))).round().long()
     picked = sorted(kept[spaced].tolist())  # in file order: sequential reads
-    loader = DataLoader(Subset(images, picked), batch_size=100, num_workers=worker_count(data_cfg.num_workers))
-    total = squares = torch.zeros(int(data_cfg.in_chans), dtype=torch.float64)
+    loader = DataLoader(Subset(images, picked), batch_size=100, num_workers=worker_count(data.num_workers))
+    total = squares = torch.zeros(int(data.in_chans), dtype=torch.float64)
     pixels, start = 0, 0
     for batch, labels in loader:
         if (bad := unreadable_position(labels)) is not None:

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from ..errors import ConfigError, DataError
 from . import files
+from .settings import DataSettings
 
 log = logging.getLogger(__name__)
 
@@ -49,14 +50,14 @@ STREAMED_SOURCES = ("image_folder",)  # read from disk batch by batch (data/fold
 SOURCE_NAMES = (*FILE_DATASETS, *BUILTIN_SOURCES, *STREAMED_SOURCES)
 
 
-def load_source(data_cfg) -> Source:
-    name = data_cfg.name
+def load_source(data: DataSettings) -> Source:
+    name = data.name
     if name in FILE_DATASETS:
-        return load_files(name, data_cfg.root, bool(data_cfg.download))
+        return load_files(name, data.root, bool(data.download))
     if name == "digits":
         return load_digits()
     if name == "synthetic":
-        return make_synthetic(data_cfg)
+        return make_synthetic(data)
     if name in STREAMED_SOURCES:
         raise ConfigError(f"data.name='{name}' is streamed from disk: build_data gives its loaders, not one tensor")
     raise ConfigError(f"data.name='{name}' is not a known dataset; choose one of: {', '.join(SOURCE_NAMES)}")
@@ -160,20 +161,20 @@ def load_digits() -> Source:
     )
 
 
-def make_synthetic(data_cfg) -> Source:
+def make_synthetic(data: DataSettings) -> Source:
     """Class templates plus Gaussian noise; deterministic for a given `data.seed`."""
-    gen = torch.Generator().manual_seed(int(data_cfg.seed))
-    shape = (int(data_cfg.in_chans), int(data_cfg.image_size), int(data_cfg.image_size))
-    num_classes = int(data_cfg.num_classes)
+    gen = torch.Generator().manual_seed(int(data.seed))
+    shape = (int(data.in_chans), int(data.image_size), int(data.image_size))
+    num_classes = int(data.num_classes)
     templates = torch.rand((num_classes, *shape), generator=gen)
 
     def draw(count: int) -> ImageSet:
         labels = torch.randint(num_classes, (count,), generator=gen)
-        noise = torch.randn((count, *shape), generator=gen) * float(data_cfg.noise)
+        noise = torch.randn((count, *shape), generator=gen) * float(data.noise)
         images = ((templates[labels] + noise).clamp(0, 1) * 255).round().to(torch.uint8)
         return ImageSet(images, labels)
 
-    train = draw(int(data_cfg.num_train))
-    test = draw(int(data_cfg.num_test))
+    train = draw(int(data.num_train))
+    test = draw(int(data.num_test))
     return Source(train=train, test=test, classes=[f"class_{i}" for i in range(num_classes)],
-                  origin=f"generated (data.seed={int(data_cfg.seed)})")
+                  origin=f"generated (data.seed={int(data.seed)})")

@@ -7,6 +7,7 @@ import torch
 from torch.utils.data import random_split
 from torchvision.datasets import MNIST
 
+from cnnbench.config import data_settings
 from cnnbench.data import build_data, split_train_val
 from cnnbench.data.sources import ImageSet, load_source
 from cnnbench.data.transforms import BatchTransform, random_crop, random_flip
@@ -19,12 +20,12 @@ CPU = torch.device("cpu")
 @pytest.mark.parametrize("dataset", ["mnist", "fashion_mnist"])
 def test_idx_files_are_read_into_one_tensor(make_cfg, mnist_root, dataset):
     cfg = make_cfg([f"data={dataset}", f"data.root={mnist_root}", "data.download=false", "data.val_split=50"])
-    source = load_source(cfg.data)
+    source = load_source(data_settings(cfg))
     assert source.train.images.shape == (300, 1, 28, 28) and source.train.images.dtype == torch.uint8
     assert source.test.images.shape == (100, 1, 28, 28)
     assert source.train.labels.dtype == torch.int64 and int(source.train.labels.max()) < 10
 
-    data = build_data(cfg.data, CPU, seed=0)
+    data = build_data(data_settings(cfg), CPU, seed=0)
     assert (data.train.num_examples, data.val.num_examples, data.test.num_examples) == (250, 50, 100)
     assert data.train.images.dtype == torch.uint8 and data.train.images.device == CPU
     images, labels = next(iter(data.train))
@@ -34,7 +35,7 @@ def test_idx_files_are_read_into_one_tensor(make_cfg, mnist_root, dataset):
 
 def test_cifar_batches_are_read_into_one_tensor(make_cfg, cifar_root):
     cfg = make_cfg(["data=cifar10", f"data.root={cifar_root}", "data.download=false", "data.val_split=0.25"])
-    data = build_data(cfg.data, CPU, seed=0)
+    data = build_data(data_settings(cfg), CPU, seed=0)
     assert data.train.images.shape == (150, 3, 32, 32)
     assert data.val.num_examples == 50 and data.test.num_examples == 50
     assert data.classes[0] == "airplane"
@@ -45,7 +46,7 @@ def test_cifar_batches_are_read_into_one_tensor(make_cfg, cifar_root):
 def test_missing_dataset_names_the_folder_and_files(make_cfg, tmp_path):
     cfg = make_cfg(["data=fashion_mnist", f"data.root={tmp_path / 'empty'}", "data.download=false"])
     with pytest.raises(DataError) as err:
-        load_source(cfg.data)
+        load_source(data_settings(cfg))
     message = str(err.value)
     assert str(tmp_path / "empty" / "FashionMNIST" / "raw") in message
     assert "train-images-idx3-ubyte" in message and "data.download=true" in message
@@ -56,7 +57,7 @@ def test_failed_download_says_what_to_do(make_cfg, tmp_path, monkeypatch):
     monkeypatch.setattr(MNIST, "mirrors", ["http://127.0.0.1:9/"])
     cfg = make_cfg(["data=mnist", f"data.root={tmp_path / 'dl'}", "data.download=true"])
     with pytest.raises(DataError) as err:
-        load_source(cfg.data)
+        load_source(data_settings(cfg))
     assert "downloading mnist" in str(err.value) and "data.download=false" in str(err.value)
 
 
@@ -71,23 +72,23 @@ def test_split_matches_torch_random_split():
 
 def test_val_split_zero_validates_on_the_test_set(make_cfg):
     cfg = make_cfg(["data=synthetic", "data.val_split=0"])
-    data = build_data(cfg.data, CPU, seed=0)
+    data = build_data(data_settings(cfg), CPU, seed=0)
     assert data.val is data.test and data.val_is_test
     assert data.train.num_examples == cfg.data.num_train
 
 
 def test_same_seed_gives_same_batches(make_cfg):
     cfg = make_cfg(["data=synthetic", "data.augment=true"])
-    first = [b for b, _ in build_data(cfg.data, CPU, seed=7).train]
-    second = [b for b, _ in build_data(cfg.data, CPU, seed=7).train]
-    other = [b for b, _ in build_data(cfg.data, CPU, seed=8).train]
+    first = [b for b, _ in build_data(data_settings(cfg), CPU, seed=7).train]
+    second = [b for b, _ in build_data(data_settings(cfg), CPU, seed=7).train]
+    other = [b for b, _ in build_data(data_settings(cfg), CPU, seed=8).train]
     assert all(torch.equal(a, b) for a, b in zip(first, second, strict=True))
     assert not torch.equal(first[0], other[0])
 
 
 def test_shuffled_epoch_visits_every_image_once(make_cfg):
     cfg = make_cfg(["data=synthetic", "data.batch_size=64", "data.normalize=false"])
-    data = build_data(cfg.data, CPU, seed=0)
+    data = build_data(data_settings(cfg), CPU, seed=0)
     batches = list(data.train)
     assert len(batches) == len(data.train) == -(-data.train.num_examples // 64)
     seen = torch.cat([b for b, _ in batches]).flatten(1)
@@ -145,7 +146,7 @@ def test_normalization_uses_the_dataset_mean_and_std():
 
 def test_resize_happens_per_batch_on_the_device(make_cfg):
     cfg = make_cfg(["data=synthetic", "data.resize=56"])
-    data = build_data(cfg.data, CPU, seed=0)
+    data = build_data(data_settings(cfg), CPU, seed=0)
     assert data.train.images.shape[-1] == 28  # stored at native size
     images, _ = next(iter(data.train))
     assert images.shape[-2:] == (56, 56) and data.input_shape == (1, 56, 56)
@@ -154,21 +155,21 @@ def test_resize_happens_per_batch_on_the_device(make_cfg):
 def test_permute_pixels_applies_one_fixed_permutation_to_train_and_test(make_cfg):
     from cnnbench.data import pixel_permutation
 
-    plain = build_data(make_cfg(["data=synthetic", "data.val_split=0"]).data, CPU, seed=0)
-    shuffled = build_data(make_cfg(["data=synthetic", "data.val_split=0", "data.permute_pixels=true"]).data,
+    plain = build_data(data_settings(make_cfg(["data=synthetic", "data.val_split=0"])), CPU, seed=0)
+    shuffled = build_data(data_settings(make_cfg(["data=synthetic", "data.val_split=0", "data.permute_pixels=true"])),
                           CPU, seed=0)
     permutation = pixel_permutation(28, 28, seed=42)
     assert sorted(permutation.tolist()) == list(range(784)) and not torch.equal(permutation, torch.arange(784))
     for before, after in ((plain.train.images, shuffled.train.images), (plain.test.images, shuffled.test.images)):
         assert torch.equal(after.flatten(2), before.flatten(2)[:, :, permutation])
-    again = build_data(make_cfg(["data=synthetic", "data.permute_pixels=true"]).data, CPU, seed=5)
+    again = build_data(data_settings(make_cfg(["data=synthetic", "data.permute_pixels=true"])), CPU, seed=5)
     assert torch.equal(again.test.images, shuffled.test.images)  # the same permutation whatever the run seed
 
 
 # --- damaged files: one line naming the file and what is wrong --------------------------------------------
 
 def load_mnist(make_cfg, root, download: bool = False):
-    return load_source(make_cfg(["data=mnist", f"data.root={root}", f"data.download={download}"]).data)
+    return load_source(data_settings(make_cfg(["data=mnist", f"data.root={root}", f"data.download={download}"])))
 
 
 def damaged_file_message(make_cfg, root, download: bool = False) -> str:
@@ -239,7 +240,7 @@ def test_sound_files_pass_the_checks(make_cfg, mnist_root):
 def cifar_message(make_cfg, root) -> str:
     cfg = make_cfg(["data=cifar10", f"data.root={root}", "data.download=false"])
     with pytest.raises(DataError) as err:
-        load_source(cfg.data)
+        load_source(data_settings(cfg))
     message = str(err.value)
     assert "\n" not in message
     return message

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from cnnbench.config import data_settings
 from cnnbench.data import files
 from cnnbench.data.sources import load_source
 from cnnbench.errors import DataError
@@ -25,7 +26,7 @@ def idx_files(folder: Path, gz: bool, count: int = 120) -> Path:
 
 
 def load(make_cfg, root, name="fashion_mnist"):
-    return load_source(make_cfg([f"data={name}", f"data.root={root}", "data.download=false"]).data)
+    return load_source(data_settings(make_cfg([f"data={name}", f"data.root={root}", "data.download=false"])))
 
 
 @pytest.mark.parametrize("gz", [True, False])

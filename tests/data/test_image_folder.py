@@ -14,7 +14,7 @@ from rich.console import Console
 
 import cnnbench.data.folder as folder
 from cnnbench import CONF_DIR
-from cnnbench.config import validate_config
+from cnnbench.config import data_settings, prepare_config, validate_config
 from cnnbench.data import build_data
 from cnnbench.data.images import to_mode
 from cnnbench.errors import ConfigError, DataError
@@ -31,12 +31,12 @@ GIVEN_NORMALIZATION = ["data.mean=[0.5,0.5,0.5]", "data.std=[0.25,0.25,0.25]"]
 
 @pytest.fixture
 def folder_cfg(make_cfg, image_folder_root):
-    """A validated (so completed) image_folder config over `root` (default: the 3-class RGB folder)."""
+    """A validated and prepared (so completed) image_folder config over `root` (default: the 3-class RGB folder)."""
 
     def _make(*overrides: str, root=image_folder_root):
         cfg = make_cfg([*FOLDER_RUN, f"data.root={root}", *overrides])
         validate_config(cfg)
-        return cfg
+        return prepare_config(cfg)
 
     return _make
 
@@ -77,7 +77,7 @@ def test_cli_run_with_two_workers_prints_the_class_names(cli_main, image_folder_
 
 def test_batches_yield_exactly_the_requested_images(folder_cfg):
     cfg = folder_cfg("data.batch_size=4", "data.normalize=false")
-    loader = build_data(cfg.data, CPU, seed=0).train
+    loader = build_data(data_settings(cfg), CPU, seed=0).train
     order = torch.tensor([29, 3, 17, 0, 11, 25, 8, 14, 2])  # a subset of positions, like one rank's shard
     batches = list(loader.batches(order, start_step=1))
     assert [len(labels) for _, labels in batches] == [4, 1]
@@ -91,9 +91,9 @@ def test_batches_yield_exactly_the_requested_images(folder_cfg):
 
 
 def test_images_are_resized_to_image_size_when_decoded_then_to_resize(folder_cfg):
-    images, _ = next(iter(build_data(folder_cfg("data.image_size=12").data, CPU, seed=0).train))
+    images, _ = next(iter(build_data(data_settings(folder_cfg("data.image_size=12")), CPU, seed=0).train))
     assert images.shape[1:] == (3, 12, 12)
-    data = build_data(folder_cfg("data.image_size=12", "data.resize=20").data, CPU, seed=0)
+    data = build_data(data_settings(folder_cfg("data.image_size=12", "data.resize=20")), CPU, seed=0)
     assert next(iter(data.val))[0].shape[1:] == (3, 20, 20) and data.input_shape == (3, 20, 20)
 
 
@@ -103,17 +103,17 @@ def epoch(data) -> list[tuple[torch.Tensor, torch.Tensor]]:
 
 def test_the_same_seed_gives_the_same_batches_with_or_without_workers(folder_cfg):
     cfg = folder_cfg("data.augment=true", "data.batch_size=8")
-    first = epoch(build_data(cfg.data, CPU, seed=0))
-    with_worker = build_data(folder_cfg("data.augment=true", "data.batch_size=8", "data.num_workers=1").data, CPU,
-                             seed=0)
+    first = epoch(build_data(data_settings(cfg), CPU, seed=0))
+    with_worker = build_data(data_settings(folder_cfg("data.augment=true", "data.batch_size=8", "data.num_workers=1")),
+                             CPU, seed=0)
     for (images, labels), (images_w, labels_w) in zip(first, epoch(with_worker), strict=True):
         assert torch.equal(images, images_w) and torch.equal(labels, labels_w)
-    other_seed = epoch(build_data(cfg.data, CPU, seed=1))
+    other_seed = epoch(build_data(data_settings(cfg), CPU, seed=1))
     assert not torch.equal(torch.cat([y for _, y in first]), torch.cat([y for _, y in other_seed]))
 
 
 def test_persistent_workers_serve_a_new_pass_after_an_abandoned_one(folder_cfg):
-    loader = build_data(folder_cfg("data.batch_size=4", "data.num_workers=1").data, CPU, seed=0).train
+    loader = build_data(data_settings(folder_cfg("data.batch_size=4", "data.num_workers=1")), CPU, seed=0).train
     next(iter(loader))  # as trainer.max_steps_per_epoch leaves a pass: the worker still holds prefetched batches
     order = loader.draw_order()
     labels = torch.cat([labels for _, labels in loader.batches(order)])
@@ -124,9 +124,9 @@ def test_grayscale_folder_gives_one_channel(folder_cfg, tmp_path):
     root = write_image_folder(tmp_path / "gray", mode="L")
     cfg = folder_cfg(root=root)
     assert cfg.data.in_chans == 1 and len(cfg.data.mean) == 1
-    assert next(iter(build_data(cfg.data, CPU, seed=0).train))[0].shape[1:] == (1, 16, 16)
+    assert next(iter(build_data(data_settings(cfg), CPU, seed=0).train))[0].shape[1:] == (1, 16, 16)
     forced = folder_cfg("data.in_chans=3", root=root)  # grayscale images served as RGB: three equal channels
-    images = next(iter(build_data(forced.data, CPU, seed=0).val))[0]
+    images = next(iter(build_data(data_settings(forced), CPU, seed=0).val))[0]
     assert images.shape[1] == 3 and torch.equal(images[:, 0], images[:, 2])
 
 
@@ -138,7 +138,7 @@ def test_sixteen_bit_grayscale_is_scaled_to_eight_bits():
 def test_null_mean_and_std_are_measured_on_the_training_images(folder_cfg, tmp_path, monkeypatch):
     root = write_image_folder(tmp_path / "square", counts={"train": 8}, size=(16, 16))  # no val/: a split
     cfg = folder_cfg("data.val_split=6", root=root)
-    data = build_data(cfg.data, CPU, seed=0)
+    data = build_data(data_settings(cfg), CPU, seed=0)
     kept = data.train
     assert (kept.num_examples, data.val.num_examples, data.val_is_test) == (18, 6, True)
     assert not set(kept.positions.tolist()) & set(data.val.positions.tolist())
@@ -204,7 +204,7 @@ def test_a_bad_folder_or_value_is_one_line_naming_the_key_or_path(folder_cfg, im
 def test_an_unreadable_image_met_by_a_worker_is_named(folder_cfg, image_folder_root):
     bad = image_folder_root / "train" / "dog" / "zzz.png"
     bad.write_bytes(b"not a png")
-    data = build_data(folder_cfg(*GIVEN_NORMALIZATION, "data.num_workers=1").data, CPU, seed=0)
+    data = build_data(data_settings(folder_cfg(*GIVEN_NORMALIZATION, "data.num_workers=1")), CPU, seed=0)
     with pytest.raises(DataError, match=rf"^{bad}: not a readable image \(UnidentifiedImageError: .*remove the file$"):
         epoch(data)
 
