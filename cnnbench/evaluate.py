@@ -20,8 +20,9 @@ from .cli import run_command
 from .config import build_model, data_settings, prepare_config, upgraded, validate_config
 from .data import build_data, input_size
 from .engine.checkpoint import load_checkpoint
+from .engine.confusion import per_class_accuracy
+from .engine.console import print_per_class
 from .engine.loop import evaluate_with_confusion
-from .engine.output import per_class_accuracy, print_per_class
 from .engine.setup import use_amp
 from .errors import ConfigError
 from .launch import FROM_THIS_LAUNCH, MAY_CHANGE

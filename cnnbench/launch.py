@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from .config import shown, upgraded
 from .engine.checkpoint import load_checkpoint
+from .engine.schedulers import past_its_end
 from .errors import Aborted, CnnbenchError, ConfigError, Interrupted, announce, as_cnnbench_error, status_of
 from .runtime import runlog
 from .runtime.files import save_json
@@ -109,18 +110,15 @@ def _epochs_notice(merged: dict, saved: dict, epochs_done: int, schedule_epochs:
     if epochs < epochs_done:
         raise ConfigError(f"trainer.epochs={epochs} is not allowed on resume: the run has already trained "
                           f"{epochs_done} epochs")
-    scheduler = merged.get("scheduler", {})
-    schedule = str(scheduler.get("_target_", "")).rsplit(".", 1)[-1]
     change = f"trainer.epochs={epochs} (saved: {before})"
     if epochs <= schedule_epochs:
         return [f"{change}: training ends earlier; the learning-rate schedule keeps its {schedule_epochs}-epoch "
                 "length"]
-    if schedule == "onecycle" or (schedule == "cosine" and not scheduler.get("min_lr")):
+    schedule, after = past_its_end(merged.get("scheduler", {}))
+    if after is None:
         what = "its one cycle cannot go on" if schedule == "onecycle" else "it would train at lr 0 (min_lr=0)"
         raise ConfigError(f"{change} is not allowed on resume with scheduler={schedule}: its curve ends with the "
                           f"saved {schedule_epochs} epochs and {what}; start a new run with trainer.epochs={epochs}")
-    after = {"cosine": f"stays at min_lr={scheduler.get('min_lr')}", "step": "goes on dividing the lr every "
-             f"{scheduler.get('step_epochs')} epochs", "constant": "stays at the lr"}.get(schedule, "goes on")
     return [f"{change}: the learning-rate schedule keeps its {schedule_epochs}-epoch length; after it, it {after}"]
 
 

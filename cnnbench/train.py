@@ -21,10 +21,12 @@ from .data import DataBundle, build_data
 from .data.transforms import batch_mix
 from .engine import metrics as m
 from .engine.checkpoint import restore
+from .engine.console import print_config, print_header, print_result, run_console
 from .engine.dashboard import HParam
 from .engine.fit import FitSettings, final_test, fit, steps_per_epoch
-from .engine.output import NullLogger, RunLogger, print_config, print_header, print_result, run_console
+from .engine.output import RunLogger
 from .engine.setup import SetupSettings, TrainSetup, build_setup
+from .engine.writers import RunWriters
 from .errors import as_cnnbench_error, status_of
 from .hydra_job import read_job
 from .launch import Launch, claim_launch, continued, failed
@@ -176,7 +178,7 @@ def _train_and_test(cfg: DictConfig, launch: Launch, job: Job, run_dir: Path, ra
         if ranks.is_main:
             save_json(run_dir / SUMMARY_FILE, summary, in_place_when_full=summary["status"] != "running")
 
-    logger = NullLogger(console)
+    logger = RunLogger(console)  # the console only, until the run's writers open
     try:
         setup, data = build(cfg, ranks, device, launch.schedule_epochs)
         state = restore(launch.plan.checkpoint, setup, data.train, cfg.trainer.patience, cfg.model.name) \
@@ -189,8 +191,8 @@ def _train_and_test(cfg: DictConfig, launch: Launch, job: Job, run_dir: Path, ra
         save_summary()
         if ranks.is_main:
             print_header(console, summary, run_dir, resuming_at(state), job.sweep_job_line())
-            logger = RunLogger(run_dir, console, resume_epoch=state.epoch if state else None,
-                               rows=state.epoch_metrics if state else None)
+            logger = RunLogger(console, RunWriters(run_dir, resume_epoch=state.epoch if state else None,
+                                                   rows=state.epoch_metrics if state else None))
             start_dashboard(logger, cfg, job, setup, data, state.epoch if state else 0)
         settings = settings_from(FitSettings, cfg.trainer, checkpoints=run_dir / "checkpoints", config=config,
                                  schedule_epochs=launch.schedule_epochs, started=started)

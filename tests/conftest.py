@@ -171,7 +171,7 @@ def tb_events(run_dir, **size_guidance):
     """TensorBoard's own reader over a run's event files (in the run directory, or tensorboard/ in old runs)."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from cnnbench.engine.output import events_dir
+    from cnnbench.engine.writers import events_dir
 
     events = EventAccumulator(str(events_dir(Path(run_dir))), size_guidance=size_guidance or None)
     events.Reload()

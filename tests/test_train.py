@@ -146,7 +146,7 @@ def test_max_steps_per_epoch_limits_the_epoch(make_cfg, monkeypatch):
 
     def counting_train(*args, **kwargs):
         metrics = real_train(*args, **kwargs)
-        seen.append(metrics["train/examples"])
+        seen.append(metrics.examples)
         return metrics
 
     monkeypatch.setattr(loop, "train_one_epoch", counting_train)

@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from .. import CONF_DIR
 from ..data.sources import NATIVE_FORMATS
+from ..engine.schedulers import SCHEDULES
 from ..errors import ConfigError
 from ..runtime.devices import resolve_device
 from ..runtime.distributed import launched_by_torchrun
@@ -87,7 +88,6 @@ def _check_sections(cfg: DictConfig, root: str) -> None:
             raise ConfigError(f"{section} is missing from the config (removed with ~{section}?); {choose}")
 
 
-SCHEDULES = ("constant", "cosine", "step", "onecycle")  # the functions of cnnbench.engine.schedulers
 
 
 def _check_targets(cfg: DictConfig) -> None:

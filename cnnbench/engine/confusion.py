@@ -62,3 +62,10 @@ def confusion_image(confusion: torch.Tensor, classes: list[str], title: str = ""
         for j in range(n):
             draw.text((left + j * cell + cell // 2, top - 4), str(j), fill="black", font=label_font, anchor="mb")
     return np.asarray(image)
+
+
+def per_class_accuracy(confusion: torch.Tensor, classes: list[str]) -> dict[str, float | None]:
+    """Accuracy of each true class (row of the confusion matrix); None for a class with no images."""
+    totals = confusion.sum(1)
+    return {name: (confusion[i, i].item() / totals[i].item() if totals[i] else None)
+            for i, name in enumerate(classes)}

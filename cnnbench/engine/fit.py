@@ -13,9 +13,9 @@ from ..runtime.signals import StopFlag
 from . import loop
 from . import metrics as m
 from .checkpoint import load_checkpoint, save_checkpoint, save_last
-from .confusion import confusion_image
+from .confusion import confusion_image, per_class_accuracy
+from .console import EpochProgress
 from .dashboard import class_tag
-from .output import EpochProgress, per_class_accuracy, print_per_class
 from .setup import TrainSetup
 from .state import EarlyStopping, FitState
 
@@ -68,8 +68,8 @@ def fit(setup: TrainSetup, data, settings: FitSettings, logger, state: FitState 
             raise Diverged(err.step, err.last_finite, epoch) from err
         finally:
             progress.stop()
-        if "cursor" in train:  # stopped by a signal in the middle of the epoch
-            state.cursor = train["cursor"]
+        if train.stopped_at is not None:  # stopped by a signal in the middle of the epoch
+            state.cursor = train.stopped_at
             state.cursor.lr = lr
             save_state()
             raise Interrupted(stop.signal_name, epoch, state.cursor.steps_done, checkpoints / "last.pt")
@@ -78,14 +78,14 @@ def fit(setup: TrainSetup, data, settings: FitSettings, logger, state: FitState 
             val = loop.evaluate(setup.evaluated, data.val, setup.loss_fn, prefix="val", tta=setup.tta)
         improved = state.stopper.update(val[m.MONITOR], epoch)
         if state.first_step_s is None:
-            state.first_step_s = train["train/first_step_s"]
-        state.train_examples.append(train["train/examples"])
-        state.train_seconds.append(train["train/seconds"])
+            state.first_step_s = train.first_step_s
+        state.train_examples.append(train.examples)
+        state.train_seconds.append(train.seconds)
         state.elapsed_s = before + time.perf_counter() - clock
         metrics = {
-            m.LR: lr, m.TRAIN_LOSS: train[m.TRAIN_LOSS], m.TRAIN_ACC: train[m.TRAIN_ACC], **val,
+            m.LR: lr, **train.metrics(), **val,
             m.VAL_ACC_BEST: state.stopper.best,
-            m.TRAIN_EXAMPLES_PER_S: train["train/examples"] / train["train/seconds"],
+            m.TRAIN_EXAMPLES_PER_S: train.examples / train.seconds,
             m.EPOCH_S: time.perf_counter() - started, m.ELAPSED_S: state.elapsed_s,
         }
         state.epoch_metrics.append(metrics)
@@ -93,12 +93,11 @@ def fit(setup: TrainSetup, data, settings: FitSettings, logger, state: FitState 
         if settings.target_acc is not None and state.epoch_at_target is None and val[m.MONITOR] >= settings.target_acc:
             state.epoch_at_target, state.time_to_target_s = epoch, state.elapsed_s
             logger.log_scalars({m.TO_TARGET_S: state.elapsed_s}, epoch)
-            logger.console.print(f"target {m.MONITOR} {settings.target_acc} reached at epoch {epoch}, "
-                                 f"{state.elapsed_s:.1f}s after the run started"
-                                 f"{'; stopping here' if settings.stop_at_target else ''}", highlight=False)
+            logger.note(f"target {m.MONITOR} {settings.target_acc} reached at epoch {epoch}, {state.elapsed_s:.1f}s "
+                        f"after the run started{'; stopping here' if settings.stop_at_target else ''}")
         if state.stopper.should_stop and epoch < settings.epochs:
-            logger.console.print(f"early stopping: no better {m.MONITOR} for {settings.patience} epochs; best epoch "
-                                 f"{state.stopper.best_epoch} ({m.VAL_ACC} {state.stopper.best:.4f})", highlight=False)
+            logger.note(f"early stopping: no better {m.MONITOR} for {settings.patience} epochs; best epoch "
+                        f"{state.stopper.best_epoch} ({m.VAL_ACC} {state.stopper.best:.4f})")
         if improved and distributed.is_main():
             save_checkpoint(checkpoints / "best.pt", epoch=epoch, model=setup.evaluated.state_dict(), metrics=metrics,
                             config=settings.config)
@@ -153,5 +152,5 @@ def final_test(setup: TrainSetup, data, checkpoints: Path, logger, step: int, ru
         result = f"{m.TEST_ACC} {test[m.TEST_ACC]:.4f}, best epoch {best['epoch']}, {int(confusion.sum()):,} images"
         title = f"{run_name}\n{result}" if run_name else result
         logger.log_image("test/confusion_matrix", confusion_image(confusion, data.classes, title), step)
-    print_per_class(logger.console, per_class, confusion, title="per-class test accuracy (best checkpoint)")
+    logger.per_class(per_class, confusion, title="per-class test accuracy (best checkpoint)")
     return {**test, m.TEST_PER_CLASS_ACC: per_class}

@@ -1,4 +1,5 @@
-"""Training and evaluation passes: plain functions that return metric dicts.
+"""Training and evaluation passes: plain functions; a training pass returns an `EpochResult`, an evaluation pass
+its metrics under the shared names of `metrics.py`.
 
 Loss sums and correct counts accumulate on the device and are read once per pass, so the hot loop
 never waits on the host (no `.item()` per step).
@@ -16,6 +17,7 @@ import torch.nn as nn
 from ..errors import Diverged
 from ..runtime import distributed
 from ..runtime.signals import StopFlag, signal_name, signal_number
+from . import metrics as m
 from .setup import TrainSetup
 
 
@@ -35,12 +37,28 @@ class EpochCursor:
         return dict(self.__dict__)
 
 
+@dataclass(frozen=True)
+class EpochResult:
+    """What a training pass did: its loss and accuracy over the images it saw, how many and how long; `stopped_at`
+    holds where a pass stopped by a signal ended (the epoch is not finished), else None."""
+
+    loss: float = float("nan")
+    acc: float = float("nan")
+    examples: int = 0  # images this pass trained on (a resumed epoch: since it resumed)
+    seconds: float = 0.0
+    first_step_s: float | None = None
+    stopped_at: EpochCursor | None = None
+
+    def metrics(self) -> dict[str, float]:
+        return {m.TRAIN_LOSS: self.loss, m.TRAIN_ACC: self.acc}
+
+
 def train_one_epoch(setup: TrainSetup, loader, max_steps: int | None = None, cursor: EpochCursor | None = None,
                     stop: StopFlag | None = None, on_step: Callable[[int], None] | None = None,
                     check_every: int = 10) -> dict:
     """One pass over `loader` (its first `max_steps` batches), or the rest of one after `cursor`.
 
-    Returns the epoch's metrics; with `stop` requested mid-way, `"cursor"` holds where it stopped. A
+    Returns the epoch's EpochResult; with `stop` requested mid-way, its `stopped_at` holds where it stopped. A
     non-finite loss raises Diverged, checked every `check_every` steps (one host sync each time). In a
     data-parallel run the metrics are summed over all ranks, and all ranks stop at the same step.
     """
@@ -80,18 +98,14 @@ def train_one_epoch(setup: TrainSetup, loader, max_steps: int | None = None, cur
             watch.check()  # never save a diverged state as a resumable one
             seconds = cursor.seconds + time.perf_counter() - start
             loss_total, correct_total, new_seen = summed_over_ranks(loss_sum, correct, seen - cursor.seen)
-            return {"cursor": EpochCursor(cursor.order, step, torch.tensor(loss_total, dtype=loss_sum.dtype),
-                                          torch.tensor(int(correct_total)), cursor.seen + new_seen, seconds)}
+            stopped_at = EpochCursor(cursor.order, step, torch.tensor(loss_total, dtype=loss_sum.dtype),
+                                     torch.tensor(int(correct_total)), cursor.seen + new_seen, seconds)
+            return EpochResult(stopped_at=stopped_at)
     watch.check()
     loss_total, correct_total, new_seen = summed_over_ranks(loss_sum, correct, seen - cursor.seen)
     seen_total = cursor.seen + new_seen
-    return {
-        "train/loss": loss_total / seen_total,  # the sums are read once, here
-        "train/acc": correct_total / seen_total,
-        "train/examples": new_seen,
-        "train/seconds": time.perf_counter() - start,
-        "train/first_step_s": first_step_s,
-    }
+    return EpochResult(loss=loss_total / seen_total, acc=correct_total / seen_total,  # the sums are read once, here
+                       examples=new_seen, seconds=time.perf_counter() - start, first_step_s=first_step_s)
 
 
 def summed_over_ranks(loss_sum: torch.Tensor, correct: torch.Tensor, seen: int) -> tuple[float, int, int]:

@@ -69,3 +69,20 @@ def onecycle(optimizer: torch.optim.Optimizer, *, total_steps: int, steps_per_ep
     return OneCycleLR(optimizer, max_lr=[g["lr"] for g in optimizer.param_groups], total_steps=total_steps,
                       pct_start=pct_start, div_factor=div_factor, final_div_factor=final_div_factor,
                       cycle_momentum=False)
+
+
+SCHEDULES = ("constant", "cosine", "step", "onecycle")  # what `scheduler._target_` may name, in this module
+
+
+def past_its_end(scheduler: dict) -> tuple[str, str | None]:
+    """A schedule's name and what it does after the steps it was built for (a resumed run that trains longer), from
+    its settings as a config gives them (`_target_` one of this module's functions); None for the description when
+    it cannot go on: onecycle's curve ends, and cosine with min_lr=0 would train at lr 0."""
+    name = str(scheduler.get("_target_", "")).removeprefix(f"{__name__}.")
+    after = {
+        "onecycle": None,
+        "cosine": f"stays at min_lr={scheduler.get('min_lr')}" if scheduler.get("min_lr") else None,
+        "step": f"goes on dividing the lr every {scheduler.get('step_epochs')} epochs",
+        "constant": "stays at the lr",
+    }
+    return name, after.get(name, "goes on")

@@ -20,7 +20,7 @@ from tests.engine.conftest import loader, setup
 class RecordingLogger:
     def __init__(self):
         self.console = Console(quiet=True)
-        self.epochs, self.tests, self.figures = [], [], []
+        self.epochs, self.tests, self.figures, self.notes, self.per_class_tables = [], [], [], [], []
 
     def log_epoch(self, epoch, metrics, is_best):
         self.epochs.append((epoch, metrics, is_best))
@@ -32,6 +32,12 @@ class RecordingLogger:
 
     def log_image(self, tag, image, step):
         self.figures.append(tag)
+
+    def note(self, text):
+        self.notes.append(text)
+
+    def per_class(self, per_class, confusion, title):
+        self.per_class_tables.append(per_class)
 
 
 def bundle() -> DataBundle:
@@ -76,6 +82,7 @@ def test_fit_stops_after_patience_and_keeps_the_best_epoch_in_best_pt(tmp_path, 
     assert result["val/acc_best"] == 0.9
     assert [(epoch, best) for epoch, _, best in logger.epochs] == [(1, True), (2, True), (3, False), (4, False)]
     assert [metrics["val/acc_best"] for _, metrics, _ in logger.epochs] == [0.5, 0.9, 0.9, 0.9]
+    assert logger.notes == ["early stopping: no better val/acc for 2 epochs; best epoch 2 (val/acc 0.9000)"]
     assert load_checkpoint(tmp_path / "checkpoints" / "best.pt")["epoch"] == 2
     last = load_checkpoint(tmp_path / "checkpoints" / "last.pt")
     assert last["epoch"] == 4 and last["early_stopping"] == {"best": 0.9, "best_epoch": 2, "bad_epochs": 2}

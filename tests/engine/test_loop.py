@@ -25,15 +25,15 @@ def test_a_pass_takes_every_batch_once_and_reports_the_mean_loss_and_accuracy(pr
 
     monkeypatch.setattr(loop, "training_step", recording_step)
     metrics = loop.train_one_epoch(train_setup, train)
-    assert len(seen) == 5 and metrics["train/examples"] == 40 == sum(n for n, _ in seen)
-    assert metrics["train/loss"] == pytest.approx(sum(seen_losses) / 40, rel=1e-6)
-    assert metrics["train/acc"] == sum(c for _, c in seen) / 40
+    assert len(seen) == 5 and metrics.examples == 40 == sum(n for n, _ in seen)
+    assert metrics.loss == pytest.approx(sum(seen_losses) / 40, rel=1e-6)
+    assert metrics.acc == sum(c for _, c in seen) / 40
     assert train_setup.optimizer.param_groups[0]["lr"] == pytest.approx(0.1 * 0.9 ** 5)  # one scheduler step a step
 
 
 def test_max_steps_ends_the_pass_early():
     metrics = loop.train_one_epoch(setup(), loader(), max_steps=2)
-    assert metrics["train/examples"] == 16
+    assert metrics.examples == 16
 
 
 def test_a_stopped_pass_finished_from_its_cursor_equals_an_uninterrupted_pass():
@@ -50,11 +50,11 @@ def test_a_stopped_pass_finished_from_its_cursor_equals_an_uninterrupted_pass():
             stop.signal_name = "SIGINT"
 
     first = loop.train_one_epoch(parted_setup, train, stop=stop, on_step=after_step)
-    cursor = first["cursor"]
+    cursor = first.stopped_at
     assert cursor.steps_done == 3 and cursor.seen == 24 and calls["n"] == 3
     rest = loop.train_one_epoch(parted_setup, train, cursor=cursor)
-    assert rest["train/loss"] == pytest.approx(whole["train/loss"], rel=1e-6)
-    assert rest["train/acc"] == whole["train/acc"]
+    assert rest.loss == pytest.approx(whole.loss, rel=1e-6)
+    assert rest.acc == whole.acc
     for a, b in zip(whole_setup.model.parameters(), parted_setup.model.parameters(), strict=True):
         assert torch.equal(a, b)
 

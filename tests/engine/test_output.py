@@ -12,10 +12,11 @@ from rich.console import Console
 from tensorboard.plugins.custom_scalar import layout_pb2
 from tensorboard.plugins.hparams import api_pb2
 
-from cnnbench.engine.confusion import DARK, LIGHT, confusion_image
+from cnnbench.engine.confusion import DARK, LIGHT, confusion_image, per_class_accuracy
 from cnnbench.engine.dashboard import HPARAMS_FILE, HParam
 from cnnbench.engine.metrics import EPOCH_KEYS
-from cnnbench.engine.output import RunLogger, events_dir, per_class_accuracy
+from cnnbench.engine.output import RunLogger
+from cnnbench.engine.writers import RunWriters, events_dir
 from tests.conftest import hparams_of, tb_events, tb_scalars
 
 
@@ -34,7 +35,7 @@ def read_rows(run_dir):
 
 def test_each_epoch_is_a_csv_row_a_scalar_per_key_and_a_console_row(tmp_path):
     out = console()
-    logger = RunLogger(tmp_path, out)
+    logger = RunLogger(out, RunWriters(tmp_path))
     for epoch in (1, 2):
         logger.log_epoch(epoch, epoch_metrics(epoch), is_best=epoch == 1)
     logger.close()
@@ -49,11 +50,11 @@ def test_each_epoch_is_a_csv_row_a_scalar_per_key_and_a_console_row(tmp_path):
 
 
 def test_a_resumed_logger_drops_the_rows_and_events_after_the_epoch_it_resumes_from(tmp_path):
-    first = RunLogger(tmp_path, console())
+    first = RunLogger(console(), RunWriters(tmp_path))
     for epoch in (1, 2, 3):
         first.log_epoch(epoch, epoch_metrics(epoch), is_best=False)
     first.close()
-    resumed = RunLogger(tmp_path, console(), resume_epoch=1)  # last.pt was written after epoch 1
+    resumed = RunLogger(console(), RunWriters(tmp_path, resume_epoch=1))  # last.pt was written after epoch 1
     for epoch in (2, 3):
         resumed.log_epoch(epoch, epoch_metrics(epoch + 10), is_best=False)
     resumed.close()
@@ -65,7 +66,7 @@ HPARAMS = [HParam("optimizer.lr", 0.1, differs=True), HParam("model", "lenet5"),
 
 
 def test_the_dashboard_holds_layout_config_text_and_an_hparams_entry_naming_the_runs_own_scalars(tmp_path):
-    logger = RunLogger(tmp_path, console())
+    logger = RunLogger(console(), RunWriters(tmp_path))
     logger.start_dashboard("seed: 0\nmodel:\n  name: lenet5\n", ["optimizer.lr=0.1"], HPARAMS)
     running = hparams_of(tmp_path)
     logger.log_epoch(1, epoch_metrics(1), is_best=True)
@@ -92,12 +93,12 @@ def test_the_dashboard_holds_layout_config_text_and_an_hparams_entry_naming_the_
 
 
 def test_a_resumed_run_that_completes_shows_success_whatever_its_first_session_ended_with(tmp_path):
-    first = RunLogger(tmp_path, console())
+    first = RunLogger(console(), RunWriters(tmp_path))
     first.start_dashboard("", [], HPARAMS)
     first.end_dashboard({"status": "failed"}, "failed", 1)
     first.close()
     assert hparams_of(tmp_path).status == api_pb2.STATUS_FAILURE
-    resumed = RunLogger(tmp_path, console(), resume_epoch=1)
+    resumed = RunLogger(console(), RunWriters(tmp_path, resume_epoch=1))
     resumed.start_dashboard("", [], HPARAMS, step=1)
     resumed.end_dashboard({"status": "completed"}, "completed", 2)
     resumed.close()
@@ -107,7 +108,7 @@ def test_a_resumed_run_that_completes_shows_success_whatever_its_first_session_e
 
 def test_runs_written_with_a_tensorboard_folder_keep_writing_there(tmp_path):
     (tmp_path / "tensorboard").mkdir()
-    logger = RunLogger(tmp_path, console(), resume_epoch=0)
+    logger = RunLogger(console(), RunWriters(tmp_path, resume_epoch=0))
     logger.log_epoch(1, epoch_metrics(1), is_best=True)
     logger.close()
     assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*")) and not list(tmp_path.glob("events.*"))
@@ -116,7 +117,7 @@ def test_runs_written_with_a_tensorboard_folder_keep_writing_there(tmp_path):
 
 def test_the_model_graph_is_traced_in_eval_mode_without_warnings_on_the_console(tmp_path, capsys):
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3), torch.nn.BatchNorm1d(3))
-    logger = RunLogger(tmp_path, console())
+    logger = RunLogger(console(), RunWriters(tmp_path))
     logger.log_graph(model, torch.zeros(1, 1, 2, 2))  # one image: BatchNorm1d would refuse it in training mode
     logger.close()
     assert model.training  # put back as it was
@@ -146,3 +147,14 @@ def test_the_confusion_image_shades_each_cell_by_its_share_of_the_row(classes):
     assert pixels_of(shade(1.0), rows=slice(-14, -10)) > 0  # the last row's diagonal cell: its whole row
     assert pixels_of(shade(0.75)) > 0 and pixels_of(shade(0.25)) > 0  # row 0: 9 of 12 right, 3 of 12 wrong
     assert pixels_of(shade(1.0), rows=slice(0, 12)) == 0  # the title stays above the cells
+
+
+def test_a_logger_without_writers_only_speaks_to_its_console(tmp_path):
+    out = console()
+    logger = RunLogger(out)  # the other ranks of a data-parallel run; a run before it owns its directory
+    logger.log_epoch(1, epoch_metrics(1), is_best=True)
+    logger.log_scalars({"test/acc": 0.5}, step=1)
+    logger.note("early stopping: ...")
+    logger.close()
+    assert list(tmp_path.iterdir()) == []
+    assert "early stopping" in out.file.getvalue() and "★ best" in out.file.getvalue()
