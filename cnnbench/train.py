@@ -98,8 +98,9 @@ def prepare(cfg: DictConfig, job: Job) -> Launch:
         return Launch(config, plan, fingerprint, cfg.trainer.epochs, hydra_dir=str(cfg.output_dir))
     continuation = continued(cfg, plan.checkpoint, job.named_keys())
     resumed = {**continuation.config, "output_dir": str(plan.run_dir)}
-    validate_config(OmegaConf.create(resumed))
-    prepare_config(OmegaConf.create(resumed))
+    resumed_cfg = OmegaConf.create(resumed)
+    validate_config(resumed_cfg)
+    prepare_config(resumed_cfg)
     return Launch(resumed, plan, config_fingerprint(resumed), continuation.schedule_epochs,
                   continuation.notices, hydra_dir=str(cfg.output_dir))
 
@@ -122,15 +123,15 @@ def already_finished(launch: Launch, job: Job, console) -> dict:
 def _run_rank(launch: Launch, job: Job, run_dir: Path, ranks: distributed.Ranks, device: torch.device,
               started: float) -> dict:
     console = run_console(ranks.is_main)
-    cfg = OmegaConf.create({**launch.config, "output_dir": str(run_dir)})
+    config = {**launch.config, "output_dir": str(run_dir)}  # plain values, and the same as a DictConfig
+    cfg = OmegaConf.create(config)
     if ranks.is_main:
         for notice in launch.notices:
             console.print(notice, highlight=False)
-        shown = config_shown(OmegaConf.to_container(cfg), OmegaConf.select(cfg, "console.config", default="diff"),
-                             job.choices)
+        shown = config_shown(config, OmegaConf.select(cfg, "console.config", default="diff"), job.choices)
         print_config(console, OmegaConf.to_yaml(cfg), shown)
     with deterministic_algorithms(cfg.trainer.deterministic):
-        return _train_and_test(cfg, launch, job, run_dir, ranks, device, console, started)
+        return _train_and_test(cfg, config, launch, job, run_dir, ranks, device, console, started)
 
 
 @contextmanager
@@ -166,9 +167,8 @@ def build(cfg: DictConfig, ranks: distributed.Ranks, device: torch.device,
     return setup, data
 
 
-def _train_and_test(cfg: DictConfig, launch: Launch, job: Job, run_dir: Path, ranks: distributed.Ranks,
+def _train_and_test(cfg: DictConfig, config: dict, launch: Launch, job: Job, run_dir: Path, ranks: distributed.Ranks,
                     device: torch.device, console, started: float) -> dict:
-    config = OmegaConf.to_container(cfg)
     summary = {"status": "running", "model": cfg.model.name, "dataset": cfg.data.name, "seed": cfg.seed,
                "overrides": list(job.overrides), "fingerprint": launch.fingerprint, "owner": owner(),
                "reported": reported_for(config)}
@@ -193,7 +193,7 @@ def _train_and_test(cfg: DictConfig, launch: Launch, job: Job, run_dir: Path, ra
             print_header(console, summary, run_dir, resuming_at(state), job.sweep_job_line())
             logger = RunLogger(console, RunWriters(run_dir, resume_epoch=state.epoch if state else None,
                                                    rows=state.epoch_metrics if state else None))
-            start_dashboard(logger, cfg, job, setup, data, state.epoch if state else 0)
+            start_dashboard(logger, cfg, config, job, setup, data, state.epoch if state else 0)
         settings = settings_from(FitSettings, cfg.trainer, checkpoints=run_dir / "checkpoints", config=config,
                                  schedule_epochs=launch.schedule_epochs, started=started)
         with stop_on_signals(job.in_sweep, quiet=job.parallel_jobs > 1) as stop:
@@ -223,11 +223,11 @@ def _train_and_test(cfg: DictConfig, launch: Launch, job: Job, run_dir: Path, ra
     return summary
 
 
-def start_dashboard(logger: RunLogger, cfg: DictConfig, job: Job, setup: TrainSetup, data: DataBundle,
-                    step: int) -> None:
+def start_dashboard(logger: RunLogger, cfg: DictConfig, config: dict, job: Job, setup: TrainSetup,
+                    data: DataBundle, step: int) -> None:
     """TensorBoard's view of the run from its start: layout, config and overrides as text, the HParams entry (with
     the same columns in every job of a sweep, the swept ones first), and the model graph if trainer.log_graph."""
-    rows = hparams(OmegaConf.to_container(cfg), list(job.overrides), job.choices, job.swept)
+    rows = hparams(config, list(job.overrides), job.choices, job.swept)
     logger.start_dashboard(OmegaConf.to_yaml(cfg), list(job.overrides), [HParam(*row) for row in rows], step)
     if cfg.trainer.get("log_graph"):
         logger.log_graph(setup.module, torch.zeros(2, *data.input_shape, device=data.train.device))
