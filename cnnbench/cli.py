@@ -27,6 +27,7 @@ from . import CONF_DIR
 from .config import MOVED_KEYS, prepare_config, validate_config
 from .errors import CnnbenchError, announce, as_cnnbench_error
 from .runtime.distributed import scratch_run_dir_overrides
+from .runtime.install import install_problem
 from .runtime.overrides import command_line_overrides, parse_overrides, paths_as_values, single_value_sets
 from .runtime.ownership import foreign_folder, foreign_sweep_folder, protected_folder
 from .runtime.sweeps import missing_plugin
@@ -47,7 +48,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run_hydra_app(app: Callable[[], object], argv: list[str], config_name: str = "config") -> int:
-    """Check the overrides on `argv`, then run the @hydra.main function `app` with them; the exit code."""
+    """Check the install and the overrides on `argv`, then run the @hydra.main function `app` with them; the exit
+    code."""
+    if broken := install_problem():
+        print(f"error: {broken}", file=sys.stderr)
+        return 1
     try:
         problem = override_problem(argv, config_name)
     except BaseException as err:  # a CnnbenchError, or Ctrl-C while the configs are read
@@ -70,6 +75,9 @@ def run_hydra_app(app: Callable[[], object], argv: list[str], config_name: str =
 def run_command(command: Callable[[list[str]], object], argv: list[str] | None = None) -> int:
     """A command that is not a Hydra app (report, evaluate): a CnnbenchError becomes one line; the exit code."""
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    if broken := install_problem():
+        print(f"error: {broken}", file=sys.stderr)
+        return 1
     try:
         command(sys.argv[1:] if argv is None else list(argv))
     except BrokenPipeError:  # `... | head` stopped reading: end quietly, as command-line tools do

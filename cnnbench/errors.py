@@ -10,6 +10,8 @@ import sys
 import traceback
 from pathlib import Path
 
+from .runtime.install import MISSING_OPERATOR, broken_pair_message
+
 
 class CnnbenchError(Exception):
     """Base class: the message is shown to the user as is, the traceback only goes to the log."""
@@ -78,6 +80,8 @@ def _explain(err: BaseException) -> str:
     if isinstance(err, OSError) and err.errno in NOT_WRITABLE:
         return (f"{err.filename or 'a file'} is not writable ({err.strerror}); fix the permissions or choose "
                 "another hydra.run.dir")
+    if MISSING_OPERATOR in reason:
+        return broken_pair_message(reason)
     if isinstance(err, MemoryError) or type(err).__name__ == "OutOfMemoryError" or any(
             text in reason.lower() for text in OUT_OF_MEMORY):
         return (f"out of memory ({reason[:160]}); lower data.batch_size, data.eval_batch_size or data.resize, or "

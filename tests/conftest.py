@@ -11,6 +11,7 @@ import logging
 import os
 import pickle
 import struct
+import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,16 @@ TINY_RUN = ["model=lenet5", "data=synthetic", "data.num_train=400", "data.num_te
 # Long enough epochs (19 steps) that an interruption can land in the middle of one.
 RESUMABLE = [*TINY_RUN, "data.num_train=1300", "trainer.epochs=3", "trainer.deterministic=true",
              "data.augment=true", "trainer.patience=0"]
+
+
+def pytest_sessionstart(session):
+    """A torch/torchvision pair that cannot work together is said once, as `python -m cnnbench` says it, instead of
+    failing every test that decodes an image."""
+    from cnnbench.runtime.install import install_problem
+
+    if (problem := install_problem()) is not None:
+        print(f"error: {problem}", file=sys.stderr)
+        pytest.exit("the tests cannot run without a working torch/torchvision pair (above)", returncode=4)
 
 
 @pytest.fixture
