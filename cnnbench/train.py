@@ -126,6 +126,8 @@ def _run_rank(launch: Launch, job: Job, run_dir: Path, ranks: distributed.Ranks,
     config = {**launch.config, "output_dir": str(run_dir)}  # plain values, and the same as a DictConfig
     cfg = OmegaConf.create(config)
     if ranks.is_main:
+        if job.in_sweep:  # a job's screen starts with which job it is
+            console.print(job.sweep_job_line(), style="bold", highlight=False)
         for notice in launch.notices:
             console.print(notice, highlight=False)
         shown = config_shown(config, OmegaConf.select(cfg, "console.config", default="diff"), job.choices)
@@ -190,7 +192,7 @@ def _train_and_test(cfg: DictConfig, config: dict, launch: Launch, job: Job, run
                        epochs_done=state.epoch if state else 0)
         save_summary()
         if ranks.is_main:
-            print_header(console, summary, run_dir, resuming_at(state), job.sweep_job_line())
+            print_header(console, summary, run_dir, resuming_at(state))
             logger = RunLogger(console, RunWriters(run_dir, resume_epoch=state.epoch if state else None,
                                                    rows=state.epoch_metrics if state else None))
             start_dashboard(logger, cfg, config, job, setup, data, state.epoch if state else 0)
@@ -200,7 +202,8 @@ def _train_and_test(cfg: DictConfig, config: dict, launch: Launch, job: Job, run
             result = fit(setup, data, settings, logger, state, stop,
                          on_epoch=lambda epoch, metrics: save_summary(epochs_done=epoch))
         distributed.barrier()  # best.pt is complete before every rank reads it
-        test = final_test(setup, data, settings.checkpoints, logger, result["epochs_run"], run_name=str(run_dir.name))
+        test = final_test(setup, data, settings.checkpoints, logger, result["epochs_run"], run_name=str(run_dir.name),
+                          per_class_table=not job.in_sweep)
         summary.pop("owner")
         save_summary(**result, **test, status="completed", **{m.WALL_S: round(time.perf_counter() - started, 3)})
         logger.end_dashboard(summary, "completed", result["epochs_run"])
@@ -218,7 +221,7 @@ def _train_and_test(cfg: DictConfig, config: dict, launch: Launch, job: Job, run
         raise
     finally:
         logger.close()
-    print_result(console, summary, run_dir, compiled=cfg.trainer.compile is not False)
+    print_result(console, summary, run_dir, compiled=cfg.trainer.compile is not False, short=job.in_sweep)
     log.info("summary: %s", summary)
     return summary
 

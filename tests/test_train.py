@@ -188,6 +188,12 @@ def test_cli_default_layout_and_two_job_multirun(cli_main, tmp_path):
     assert out.count("sweep job 1 of 2 (#0)") == 1 and "#0 : " not in out  # one announcement per job
     assert out.count("changed from the defaults") == 2 and "tta: none" not in out  # no full config dump
     assert f"curves and HParams: tensorboard --logdir {sweep}" in out
+    blocks = result.stdout.split("sweep job ")[1:]  # each job's screen starts with its announcement
+    assert [block.split(" (#")[0] for block in blocks] == ["1 of 2", "2 of 2"]
+    for block in blocks:
+        assert "per-class test accuracy" not in block  # single runs only: a sweep keeps it in summary.json
+        closing = [line for line in block.splitlines() if line.startswith("test/acc ")]
+        assert len(closing) == 1 and "results in" not in closing[0] and len(closing[0]) < 80
 
 
 def test_channels_last_changes_the_layout_not_the_numbers(make_cfg, tmp_path):

@@ -90,9 +90,8 @@ def print_config(console: Console, yaml_text: str, shown: str | None = None) -> 
         console.print(shown, highlight=False, markup=False, end="")
 
 
-def print_header(console: Console, summary: dict, run_dir: Path, resuming_at: str | None,
-                 sweep_job: str | None) -> None:
-    """What is trained on what, where it writes; where a resumed run continues; which sweep job this is."""
+def print_header(console: Console, summary: dict, run_dir: Path, resuming_at: str | None) -> None:
+    """What is trained on what, where it writes; where a resumed run continues."""
     val = f"{summary['num_val']:,} val{' (= test)' if summary['val_is_test'] else ''}"
     console.print(
         f"[bold]{summary['model']}[/] on [bold]{summary['dataset']}[/]: {summary['params']:,} parameters, "
@@ -104,19 +103,20 @@ def print_header(console: Console, summary: dict, run_dir: Path, resuming_at: st
         console.print(f"data from {summary['data_from']}", highlight=False)
     if resuming_at:
         console.print(resuming_at, highlight=False)
-    if sweep_job:
-        console.print(sweep_job, style="bold", highlight=False)
 
 
-def print_result(console: Console, summary: dict, run_dir: Path, compiled: bool = False) -> None:
-    """The closing line: the test accuracy of the best checkpoint, and where the results are."""
+def print_result(console: Console, summary: dict, run_dir: Path, compiled: bool = False, short: bool = False) -> None:
+    """The closing line: the test accuracy of the best checkpoint, and where the results are (`short`: a sweep's
+    job, whose sweep names the leaderboard and TensorBoard commands once for all)."""
     if compiled:
         console.print(f"torch.compile: the first training step took {summary[m.FIRST_STEP_S]:.1f}s (compilation); "
                       f"later epochs ran at {summary[m.TRAIN_EXAMPLES_PER_S]:,.0f} img/s", highlight=False)
-    curves = shlex.join(["tensorboard", "--logdir", str(run_dir)])
-    console.print(f"{m.TEST_ACC} {summary[m.TEST_ACC]:.4f} (best epoch {summary['best_epoch']}, "
-                  f"{m.VAL_ACC} {summary[m.VAL_ACC_BEST]:.4f}) in {summary[m.WALL_S]:.1f}s; "
-                  f"results in {shlex.quote(str(run_dir))}; curves: {curves}", style="bold", highlight=False)
+    result = (f"{m.TEST_ACC} {summary[m.TEST_ACC]:.4f} (best epoch {summary['best_epoch']}, "
+              f"{m.VAL_ACC} {summary[m.VAL_ACC_BEST]:.4f}) in {summary[m.WALL_S]:.1f}s")
+    if not short:
+        curves = shlex.join(["tensorboard", "--logdir", str(run_dir)])
+        result += f"; results in {shlex.quote(str(run_dir))}; curves: {curves}"
+    console.print(result, style="bold", highlight=False)
 
 
 def print_per_class(console: Console, per_class: dict[str, float | None], confusion: torch.Tensor,

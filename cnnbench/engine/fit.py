@@ -16,6 +16,7 @@ from .checkpoint import load_checkpoint, save_checkpoint, save_last
 from .confusion import confusion_image, per_class_accuracy
 from .console import EpochProgress
 from .dashboard import class_tag
+from .estimate import Plan, PlanEstimate, shown_duration
 from .setup import TrainSetup
 from .state import EarlyStopping, FitState
 
@@ -55,15 +56,23 @@ def fit(setup: TrainSetup, data, settings: FitSettings, logger, state: FitState 
         save_last(checkpoints / "last.pt", setup, data.train, state, settings.config,
                   settings.schedule_epochs or settings.epochs)
 
+    estimate = PlanEstimate(Plan(settings.epochs - state.epoch, steps, data.train.batch_size, data.val.num_examples,
+                                 data.test.num_examples, data.train.device.type,
+                                 str(settings.config.get("data", {}).get("name", ""))), say=logger.note)
     for epoch in range(state.epoch + 1, settings.epochs + 1):
         if state.stopper.should_stop or (settings.stop_at_target and state.epoch_at_target is not None):
             break
         started = time.perf_counter()
         lr = state.cursor.lr if state.cursor else setup.optimizer.param_groups[0]["lr"]
         progress.start(f"epoch {epoch}/{settings.epochs}{time_left(state, settings.epochs - epoch + 1)}", steps)
+
+        def on_step(step: int) -> None:
+            progress.step(step)
+            estimate.step(step)
+
         try:
             train = loop.train_one_epoch(setup, data.train, steps, cursor=state.cursor, stop=stop,
-                                         on_step=progress.step, check_every=settings.progress_every)
+                                         on_step=on_step, check_every=settings.progress_every)
         except Diverged as err:
             raise Diverged(err.step, err.last_finite, epoch) from err
         finally:
@@ -115,10 +124,7 @@ def time_left(state: FitState, epochs_left: int) -> str:
     times = [row[m.EPOCH_S] for row in state.epoch_metrics if m.EPOCH_S in row]
     if not times:
         return ""
-    seconds = round(sum(times) / len(times) * epochs_left)
-    shown = f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else \
-        f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
-    return f", ~{shown} left in the run"
+    return f", ~{shown_duration(sum(times) / len(times) * epochs_left)} left in the run"
 
 
 def summarize(state: FitState, epochs: int) -> dict:
@@ -138,9 +144,11 @@ def summarize(state: FitState, epochs: int) -> dict:
     }
 
 
-def final_test(setup: TrainSetup, data, checkpoints: Path, logger, step: int, run_name: str = "") -> dict:
+def final_test(setup: TrainSetup, data, checkpoints: Path, logger, step: int, run_name: str = "",
+               per_class_table: bool = True) -> dict:
     """Reload best.pt and evaluate it on the test set: test/loss, test/acc, test/per_class_acc (and in TensorBoard
-    test/class_acc/<class>), the confusion image titled with `run_name`."""
+    test/class_acc/<class>), the confusion image titled with `run_name`; the per-class table on the console when
+    `per_class_table` (a sweep's jobs leave it to summary.json and TensorBoard)."""
     best = load_checkpoint(checkpoints / "best.pt", map_location=data.test.device)
     setup.evaluated.load_state_dict(best["model"])
     with setup.autocast():
@@ -152,5 +160,6 @@ def final_test(setup: TrainSetup, data, checkpoints: Path, logger, step: int, ru
         result = f"{m.TEST_ACC} {test[m.TEST_ACC]:.4f}, best epoch {best['epoch']}, {int(confusion.sum()):,} images"
         title = f"{run_name}\n{result}" if run_name else result
         logger.log_image("test/confusion_matrix", confusion_image(confusion, data.classes, title), step)
-    logger.per_class(per_class, confusion, title="per-class test accuracy (best checkpoint)")
+    if per_class_table:
+        logger.per_class(per_class, confusion, title="per-class test accuracy (best checkpoint)")
     return {**test, m.TEST_PER_CLASS_ACC: per_class}
