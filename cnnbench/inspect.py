@@ -23,6 +23,7 @@ import hydra
 import torch
 import torch.nn as nn
 from omegaconf import DictConfig
+from rich import box
 from rich.console import Console, Group
 from rich.table import Table
 from torch.overrides import TorchFunctionMode
@@ -172,16 +173,18 @@ def format_flops(flops: int) -> str:
 
 def render_table(report: dict) -> Group:
     """A rich table of the layers, then the totals."""
-    table = Table(title=f"{report['model']} on {'x'.join(map(str, report['input_shape'][1:]))} inputs")
-    table.add_column("layer")
-    table.add_column("type")
-    table.add_column("output shape")
-    table.add_column("params", justify="right")
-    table.add_column("receptive field", justify="right")
+    table = Table(title=f"{report['model']} on {'x'.join(map(str, report['input_shape'][1:]))} inputs "
+                        "(shapes per image)", box=box.SIMPLE_HEAD, pad_edge=False)
+    longest = max((len(layer["name"]) for layer in report["layers"]), default=5)
+    table.add_column("layer", overflow="fold", min_width=min(longest, 40))  # folds, never loses its end
+    table.add_column("type", no_wrap=True)
+    table.add_column("output", no_wrap=True)
+    table.add_column("params", justify="right", no_wrap=True)
+    table.add_column("receptive field", justify="right", max_width=len("receptive"))  # the header in two lines
     for layer in report["layers"]:
         rf = layer["receptive_field"]
-        table.add_row(layer["name"], layer["type"], str(layer["output_shape"]), f"{layer['params']:,}",
-                      "-" if rf is None else f"{rf}x{rf}")
+        shape = "x".join(map(str, layer["output_shape"][1:]))  # C x H x W, or features
+        table.add_row(layer["name"], layer["type"], shape, f"{layer['params']:,}", "-" if rf is None else f"{rf}x{rf}")
     totals = Table.grid(padding=(0, 2))
     totals.add_row("total parameters", f"{report['params']:,}")
     totals.add_row("forward FLOPs per image", f"{format_flops(report['flops'])} ({report['flops']:,})")

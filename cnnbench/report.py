@@ -76,7 +76,7 @@ def print_report(rows: list[dict], sort: str, paths: list[Path]) -> None:
     console = Console()
     if not console.is_terminal:  # a pipe or a file has no width to fit: keep every cell whole
         console = Console(width=1000)
-    console.print(render(rows, sort))
+    console.print(render(rows, sort, width=console.width if console.is_terminal else None))
     console.print("\n".join(f"wrote {path}" for path in paths), highlight=False, soft_wrap=True)
 
 

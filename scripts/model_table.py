@@ -102,8 +102,13 @@ def generated_block() -> str:
 
 
 def replace_block(text: str, block: str) -> str:
+    """`text` with its generated block replaced; any later copy of the block is removed (a file holds it once)."""
     head, _, rest = text.partition(START)
     _, _, tail = rest.partition(END)
+    while START in tail and END in tail:
+        before, _, rest = tail.partition(START)
+        _, _, tail = rest.partition(END)
+        tail = before.rstrip("\n") + "\n" + tail.lstrip("\n")
     return head + block + tail
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 
@@ -93,7 +94,7 @@ def test_render_table():
     console = Console(record=True, width=120, file=open(os.devnull, "w"))  # noqa: SIM115
     console.print(render_table(inspect_model(create_model("lenet"), (1, 1, 28, 28), name="lenet")))
     text = console.export_text()
-    assert "features.3" in text and "[1, 16, 10, 10]" in text and "14x14" in text
+    assert "features.3" in text and "16x10x10" in text and "14x14" in text
     assert "61,706" in text and "0.83 MFLOPs" in text
 
 
@@ -149,3 +150,22 @@ def test_cli_refuses_a_too_small_input_in_one_line(run_inspect, tmp_path):
         "error: model alexnet needs inputs of at least 65x65 (got 28x28): set data.resize=224 (the d2l book's size)"
     ]
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("name", ["resnet18", "googlenet", "densenet", "vgg11"])
+def test_the_layer_table_fits_80_columns_with_every_name_and_shape_whole(name):
+    from rich.console import Console
+
+    size = 96 if name in ("googlenet", "densenet") else 224 if name == "vgg11" else 28
+    with torch.device("meta"):
+        model = create_model(name, input_size=size, **({"width_div": 4} if name == "vgg11" else {}))
+    report = inspect_model(model.to_empty(device="cpu").eval(), (1, 1, size, size), name=name)
+    console = Console(width=80, record=True, file=io.StringIO())
+    console.print(render_table(report))
+    lines = console.export_text().splitlines()
+    assert max(map(len, lines)) <= 80 and not any("…" in line for line in lines)
+    rows = {line.split()[0]: line for line in lines if line.split() and line.split()[0] in
+            {layer["name"] for layer in report["layers"]}}
+    assert len(rows) == len({layer["name"] for layer in report["layers"]})  # every name whole, on one line
+    for layer in report["layers"]:
+        assert "x".join(map(str, layer["output_shape"][1:])) in rows[layer["name"]]

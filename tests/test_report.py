@@ -4,6 +4,7 @@ mean ± std, runs that failed or never finished, the plot's choice of panel, and
 from __future__ import annotations
 
 import csv
+import io
 import json
 import shutil
 import statistics
@@ -263,3 +264,26 @@ def test_time_to_target_is_a_column_and_the_plot_shows_accuracy_over_wall_time(c
     assert len(axes.lines) == 2 and axes.get_xlabel().startswith("seconds since the run started")
     elapsed = [float(r["time/elapsed_s"]) for r in read_csv(sweep / job(sweep, 0) / "metrics.csv")]
     assert list(axes.lines[0].get_xdata()) == pytest.approx(elapsed) and elapsed == sorted(elapsed)
+
+
+def test_the_leaderboard_fits_an_80_column_terminal_without_cutting_a_header():
+    from rich.console import Console
+
+    from cnnbench.results.leaderboard import render
+
+    rows = [{"run": f"{i}_lr-0.01235_weight_decay-1.235e-05_batch_size-128", "optimizer.lr": "0.01235",
+             "optimizer.weight_decay": "1.235e-05", "data.batch_size": "128", "status": "completed",
+             "val/acc_best": 0.9 - i / 100, "test/acc": 0.91 - i / 100, "epochs_run": 30, "params": 11_172_810,
+             "throughput/train_examples_per_s": 3012.5, "time/wall_s": 1234.5} for i in range(3)]
+    console = Console(width=80, record=True, file=io.StringIO())
+    console.print(render(rows, "test/acc", width=80))
+    text = console.export_text()
+    assert max(len(line) for line in text.splitlines()) <= 80 and "…" not in text
+    header = next(line for line in text.splitlines() if line.startswith("┃"))
+    assert [cell.strip() for cell in header.strip("┃").split("┃")][:5] == ["run", "lr", "weight_decay", "batch_size",
+                                                                          "status"]
+    assert "test/acc" in header and "left out to fit: img/s" in text
+    wide = Console(width=300, record=True, file=io.StringIO())
+    wide.print(render(rows, "test/acc", width=300))
+    wide_text = wide.export_text()
+    assert "left out" not in wide_text and "img/s" in wide_text

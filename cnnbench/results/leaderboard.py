@@ -105,15 +105,55 @@ def display(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
     return headers, cells
 
 
-def render(rows: list[dict], sort: str) -> Table:
+# The console's shorter names for the wide columns (the files keep the metric names); the columns left out first
+# when a terminal is too narrow for all, in this order.
+CONSOLE_LABELS = {m.TRAIN_EXAMPLES_PER_S: "img/s", m.WALL_S: "time (s)", "epochs_run": "epochs", m.TO_TARGET_S:
+                  "to target (s)", "epoch_at_target": "target epoch", "reached_target": "reached"}
+LEFT_OUT_FIRST = (m.TRAIN_EXAMPLES_PER_S, "params", m.WALL_S, "epoch_at_target", m.TO_TARGET_S, "epochs_run",
+                  "reached_target", "reported", "Δ", m.VAL_ACC_BEST, "n")
+MIN_RUN_WIDTH = 12  # the run column folds its names to this width before a column is left out
+
+
+def render(rows: list[dict], sort: str, width: int | None = None) -> Table:
+    """The leaderboard as a rich table that fits `width` columns (None: any width, full names): the wide columns get
+    short labels, run names fold, and what still does not fit is left out, said in the caption (the files keep
+    all)."""
     headers, cells = display(rows)
+    labels = [_console_label(header, headers) if width is not None else header for header in headers]
+    kept = list(range(len(headers)))
+    left_out = []
+
+    def needed(columns: list[int]) -> int:
+        widths = [max([len(labels[i])] + [len(line[i]) for line in cells]) for i in columns]
+        if headers[columns[0]] == "run":
+            widths[0] = min(widths[0], max(MIN_RUN_WIDTH, len(labels[columns[0]])))
+        return sum(w + 3 for w in widths) + 1
+
+    for header in LEFT_OUT_FIRST:
+        if width is None or needed(kept) <= width:
+            break
+        if header in headers and headers.index(header) in kept:
+            kept.remove(headers.index(header))
+            left_out.append(labels[headers.index(header)])
     one, many = ("group of seeds", "groups of seeds") if "n" in rows[0] else ("run", "runs")
-    table = Table(title=f"{len(rows)} {one if len(rows) == 1 else many}, best {sort} first")
-    for header in headers:
-        table.add_column(header, justify="right" if header in FORMATS else "left")
+    caption = f"left out to fit: {', '.join(left_out)} (all in leaderboard.md)" if left_out else None
+    table = Table(title=f"{len(rows)} {one if len(rows) == 1 else many}, best {sort} first", caption=caption)
+    for i in kept:
+        table.add_column(labels[i], justify="right" if headers[i] in FORMATS else "left",
+                         overflow="fold", min_width=len(labels[i]) if headers[i] != "run" else None)
     for row, line in zip(rows, cells, strict=True):
-        table.add_row(*line, style=None if row["status"] == "completed" else "yellow")
+        table.add_row(*(line[i] for i in kept), style=None if row["status"] == "completed" else "yellow")
     return table
+
+
+def _console_label(header: str, headers: list[str]) -> str:
+    """A swept key by its last part when no other column ends the same way (`optimizer.lr` -> `lr`)."""
+    if header in CONSOLE_LABELS:
+        return CONSOLE_LABELS[header]
+    leaf = header.rsplit(".", 1)[-1]
+    if "." in header and sum(h.rsplit(".", 1)[-1] == leaf for h in headers) == 1:
+        return leaf
+    return header
 
 
 def write_csv(rows: list[dict], path: Path) -> None:

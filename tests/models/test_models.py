@@ -390,3 +390,7 @@ def test_model_table_covers_every_model_and_is_up_to_date():
     for path in script.TARGETS:
         if path.exists() and script.START in path.read_text():
             assert block in path.read_text(), f"{path.name} is stale: run python scripts/model_table.py"
+            assert path.read_text().count(script.START) == 1, f"{path.name} holds the table more than once"
+    twice = f"a\n{block}\nb\n{block.replace('lenet', 'old')}\nc\n"  # a stale second copy
+    once = script.replace_block(twice, block)
+    assert once.count(script.START) == 1 and "b\nc" in once and once != twice
