@@ -287,3 +287,29 @@ def test_the_leaderboard_fits_an_80_column_terminal_without_cutting_a_header():
     wide.print(render(rows, "test/acc", width=300))
     wide_text = wide.export_text()
     assert "left out" not in wide_text and "img/s" in wide_text
+
+
+def test_a_report_over_mixed_runs_groups_them_by_dataset_without_a_warning(tmp_path):
+    import warnings
+
+    from PIL import Image
+
+    from tests.conftest import TINY_RUN, main_in_process
+
+    runs = tmp_path / "runs"
+    digits = ["model=lenet5", "data=digits", "trainer.device=cpu"]
+    for name, args in (("a", digits), ("b", [*digits, "model=mlp"]), ("c", TINY_RUN), ("d", [*digits, "seed=1"])):
+        assert main_in_process(*args, "trainer.epochs=1", "trainer.max_steps_per_epoch=2", "console.config=none",
+                               f"hydra.run.dir={runs / name}") == 0
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert main([str(runs)]) == 0
+    assert [str(w.message) for w in caught] == []
+    rows = read_csv(runs / "leaderboard.csv")
+    datasets = [row["data"] for row in rows]
+    assert datasets == sorted(datasets, key=datasets.index) and set(datasets) == {"digits", "synthetic"}  # grouped
+    with Image.open(runs / "leaderboard.png") as image:
+        assert image.height >= 2 * 4.5 * 120 - 1  # one row of panels per dataset
+    assert main([str(runs), "report.group_seeds=true", f"report.out={tmp_path / 'grouped'}"]) == 0
+    labels = [row["run"] for row in read_csv(tmp_path / "grouped" / "leaderboard.csv")]
+    assert "seeds 0,1" in labels and not any("," in label and "_" in label for label in labels)

@@ -39,7 +39,7 @@ def _mean_std(values: list[float]) -> tuple[float | None, float | None]:
 
 
 def _group_row(group: list[Run], keys: list[str], compared: bool, targeted: bool = False) -> dict:
-    row = {"run": ",".join(run.name for run in group), **{key: group[0].settings.get(key) for key in keys},
+    row = {"run": group_label(group), **{key: group[0].settings.get(key) for key in keys},
            "status": group[0].status, "n": len(group)}
     for metric in (*METRICS, *(TARGET if targeted else ())):
         mean, std = _mean_std([value for run in group if (value := run.metric(metric)) is not None])
@@ -56,8 +56,21 @@ def _group_row(group: list[Run], keys: list[str], compared: bool, targeted: bool
     return row
 
 
+def group_label(group: list[Run]) -> str:
+    """What a group of seeds shares, for its row: `seeds 0,1,2` (a lone run keeps its name)."""
+    if len(group) == 1:
+        return group[0].name
+    seeds = [str(run.settings.get("seed", run.summary.get("seed", "?"))) for run in group]
+    return f"seeds {','.join(seeds)}"
+
+
+def dataset_of(settings: dict) -> str:
+    return str(settings.get("data") or settings.get("data.name") or "")
+
+
 def leaderboard(runs: list[Run], group_seeds: bool = False, sort: str = m.TEST_ACC) -> list[dict]:
-    """One row per run (or per group of completed seeds), best `sort` first, rows without it last."""
+    """One row per run (or per group of completed seeds), best `sort` first, rows without it last; runs of
+    several datasets are grouped by dataset (in the order they first appear), best first within each."""
     compared = any(run.reported for run in runs)
     targeted = any(run.metric(m.TO_TARGET_S) is not None for run in runs)
     if group_seeds:
@@ -74,7 +87,9 @@ def leaderboard(runs: list[Run], group_seeds: bool = False, sort: str = m.TEST_A
         return rows
     column = f"{sort}_mean" if group_seeds and sort in ACCURACIES else sort
     sign = 1 if sort in LOWER_IS_BETTER else -1
-    return sorted(rows, key=lambda row: (row[column] is None, sign * (row[column] or 0)))
+    datasets = list(dict.fromkeys(str(row.get("data") or "") for row in rows))  # "data" is a column when it varies
+    return sorted(rows, key=lambda row: (datasets.index(str(row.get("data") or "")), row[column] is None,
+                                         sign * (row[column] or 0)))
 
 
 def override_columns(rows: list[dict]) -> list[str]:
