@@ -110,7 +110,8 @@ def test_a_sweep_job_folder_from_the_sweep_output_evaluates(tmp_path, cli_main):
     sweep = tmp_path / "sweep"
     result = cli_main("-m", *TINY_RUN, "trainer.epochs=1", "optimizer.lr=0.01,0.02", f"hydra.sweep.dir={sweep}")
     assert result.returncode == 0
-    jobs = [printed_path(line) for line in result.stdout.splitlines() if "results in " in line]
+    jobs = [Path(shlex.split(line.split(", run dir ", 1)[1])[0]) for line in result.stdout.splitlines()
+            if ", run dir " in line]  # each job's header names its folder (its closing line is short)
     assert [job.name for job in jobs] == ["0_lr-0.01", "1_lr-0.02"]
     evaluated = cli_main(f"run={jobs[1]}", main=evaluate.main)
     assert evaluated.returncode == 0, evaluated.stderr
