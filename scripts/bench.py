@@ -25,7 +25,9 @@ Prints a table and writes it as JSON.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import platform
 import shutil
 import statistics
@@ -191,6 +193,13 @@ def fused(device: torch.device) -> dict:
     return {"fused": True} if device.type == "cuda" else {}
 
 
+@contextlib.contextmanager
+def quiet():
+    """The inner run's console goes nowhere: the benchmark prints its own table."""
+    with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+        yield
+
+
 def cnnbench_run(model_name, data_cfg, root: Path, images, labels, args, device, compile_: bool = False,
                  amp: bool = False) -> float:
     """run(cfg) on the same files: epoch 1 warms up, epoch 2 (args.steps steps) is timed by the run itself."""
@@ -208,9 +217,9 @@ def cnnbench_run(model_name, data_cfg, root: Path, images, labels, args, device,
                  "console.config=none"]
     with initialize_config_dir(CONF_DIR, version_base=None):
         cfg = compose("config", overrides=overrides)
-    with tempfile.TemporaryDirectory() as out, open_dict(cfg):
+    with tempfile.TemporaryDirectory() as out, open_dict(cfg), quiet():
         cfg.output_dir = out
-        summary = run(cfg)
+        summary = run(cfg)  # its console (with a tensorboard hint to a folder about to go) is not the benchmark's
     if compile_:
         print(f"torch.compile: first step (compilation) {summary['time/first_step_s']:.1f}s", flush=True)
     return summary["throughput/train_examples_per_s"]

@@ -133,13 +133,13 @@ def summarise(results: list[dict], targets: list[float]) -> dict:
     return table
 
 
-def show(value: dict, digits: int = 1) -> str:
-    """`123.4 ± 5.6`, with `(2/3)` when not every run reached the target."""
+def show(value: dict, digits: int = 1, unit: str = "") -> str:
+    """`123.4 ± 5.6s`, with `(2/3)` when not every run reached the target; `never (0/3)` when none did."""
     reached = value.get("reached")
     if value["mean"] is None:
         return f"never ({reached})"
     partly = reached and reached.split("/")[0] != reached.split("/")[1]
-    return f"{value['mean']:.{digits}f} ± {value['std']:.{digits}f}" + (f" ({reached})" if partly else "")
+    return f"{value['mean']:.{digits}f} ± {value['std']:.{digits}f}{unit}" + (f" ({reached})" if partly else "")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -180,8 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     table = summarise(results, targets)
     print(f"\nmean ± std over {args.rounds} seeds")
     for way, row in table.items():
-        cells = "  ".join(f"{t:.2f}: {show(row[f'to_{t:.2f}'])}s" for t in targets)
-        print(f"{way}  {cells}  test/acc {show(row['test_acc'], 4)}  wall {show(row['wall_s'])}s")
+        cells = "  ".join(f"{t:.2f}: {show(row[f'to_{t:.2f}'], unit='s')}" for t in targets)
+        print(f"{way}  {cells}  test/acc {show(row['test_acc'], 4)}  wall {show(row['wall_s'], unit='s')}")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     saved = {"ways": args.ways.split(","), "targets": targets, "seed_budget_s": args.seed_budget_s,
              "runs": results, "summary": table}

@@ -49,5 +49,6 @@ def test_time_to_accuracy_reads_the_first_epoch_at_each_target_and_counts_who_re
             {"way": "a", "curve": [(30.0, 0.91)], "test_acc": 0.92, "wall_s": 100.0}]
     row = tta["summarise"](runs, [0.91, 0.92])["a"]
     assert row["to_0.91"] == {"mean": 45.0, "std": pytest.approx(21.2132, abs=1e-4), "reached": "2/2"}
-    assert row["to_0.92"]["mean"] is None and tta["show"](row["to_0.92"]) == "never (0/2)"
+    assert row["to_0.92"]["mean"] is None and tta["show"](row["to_0.92"], unit="s") == "never (0/2)"  # no unit
+    assert tta["show"](row["to_0.91"], unit="s") == "45.0 ± 21.2s"
     assert row["test_acc"]["mean"] == pytest.approx(0.915) and row["wall_s"]["mean"] == 95.0
