@@ -196,27 +196,51 @@ def tb_scalars(run_dir) -> dict[str, list[tuple[int, float]]]:
 
 @dataclass
 class HParamsEntry:
-    columns: list[str]  # the experiment's hyperparameters, in the order written
-    differing: list[str]  # those marked as differing (swept)
-    metrics: list[str]  # the experiment's metric tags
-    values: dict  # this session's hyperparameter values
+    values: dict  # this session's hyperparameter values (a protobuf map: no order)
     status: int | None  # api_pb2.Status of the session's end; None while it runs
 
 
 def hparams_of(run_dir) -> HParamsEntry:
-    """A run's HParams entry, read back through the hparams plugin's protos."""
+    """A run's HParams session, read back through the hparams plugin's protos."""
     from tensorboard.plugins.hparams import plugin_data_pb2
 
     content = tb_events(run_dir).PluginTagToContent("hparams")
-    experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
+    assert "_hparams_/experiment" not in content  # TensorBoard builds the experiment over its whole logdir
     session = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"])
     values = {key: value.WhichOneof("kind") and getattr(value, value.WhichOneof("kind"))
               for key, value in session.session_start_info.hparams.items()}
     end = content.get("_hparams_/session_end_info")
     status = plugin_data_pb2.HParamsPluginData.FromString(end).session_end_info.status if end else None
+    return HParamsEntry(values, status)
+
+
+@dataclass
+class Experiment:
+    columns: list[str]
+    differing: list[str]
+    metrics: list[str]
+
+
+def tb_experiment(logdir) -> Experiment:
+    """The HParams experiment TensorBoard's own backend builds for `tensorboard --logdir <logdir>`: its columns,
+    those it marks as differing, its metrics."""
+    from tensorboard import context
+    from tensorboard.backend.event_processing import data_provider, plugin_event_multiplexer
+    from tensorboard.plugins import base_plugin
+    from tensorboard.plugins.hparams import backend_context
+
+    multiplexer = plugin_event_multiplexer.EventMultiplexer()
+    multiplexer.AddRunsFromDirectory(str(logdir))
+    multiplexer.Reload()
+    provider = data_provider.MultiplexerDataProvider(multiplexer, str(logdir))
+    backend = backend_context.Context(base_plugin.TBContext(logdir=str(logdir), multiplexer=multiplexer,
+                                                            data_provider=provider))
+    request = context.RequestContext()
+    experiment = backend.experiment_from_metadata(request, "", True, backend.hparams_metadata(request, ""),
+                                                  backend.hparams_from_data_provider(request, "", limit=None))
     infos = experiment.hparam_infos
-    return HParamsEntry([h.name for h in infos], [h.name for h in infos if h.differs],
-                        [info.name.tag for info in experiment.metric_infos], values, status)
+    return Experiment([h.name for h in infos], [h.name for h in infos if h.differs],
+                      [m.name.tag for m in experiment.metric_infos])
 
 
 def process_env() -> dict[str, str]:

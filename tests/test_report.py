@@ -17,7 +17,7 @@ from cnnbench.report import main
 from cnnbench.results.plot import plot_results
 from cnnbench.results.runs import read_curve
 from cnnbench.runtime.overrides import settings_of
-from tests.conftest import TINY_RUN, hparams_of, main_in_process
+from tests.conftest import TINY_RUN, hparams_of, main_in_process, tb_experiment
 
 # A 2x2 sweep on the built-in digits: two epochs of LeNet-5 take well under a second each.
 SWEEP = ["-m", "model=lenet5", "data=digits", "trainer.epochs=2", "trainer.device=cpu", "optimizer.lr=0.01,0.1",
@@ -91,11 +91,13 @@ def test_a_row_per_run_best_test_acc_first_and_three_files_in_the_first_dir(swee
 
 
 def test_each_run_of_the_sweep_has_an_hparams_entry_with_its_swept_values(sweep):
+    experiment = tb_experiment(sweep)  # what `tensorboard --logdir <sweep>` shows
+    assert sorted(experiment.differing) == ["optimizer.lr", "seed"]
+    assert {"model", "data", "optimizer.lr", "seed"} <= set(experiment.columns)
+    assert {"test/acc", "val/acc_best", "val/acc", "val/loss", "train/loss"} <= set(experiment.metrics)
     entries = [hparams_of(sweep / job(sweep, num)) for num in range(4)]
+    assert all(set(entry.values) == set(entries[0].values) for entry in entries)  # the same keys in every job
     for num, entry in enumerate(entries):
-        assert entry.differing == ["optimizer.lr", "seed"] and entry.columns == entries[0].columns  # one set
-        assert entry.columns[:2] == ["optimizer.lr", "seed"]  # the swept keys first
-        assert entry.metrics == ["test/acc", "val/acc_best", "val/acc", "val/loss", "train/loss"]
         overrides = settings_of(summaries(sweep)[job(sweep, num)]["overrides"])
         assert entry.values["optimizer.lr"] == float(overrides["optimizer.lr"])
 
@@ -313,3 +315,19 @@ def test_a_report_over_mixed_runs_groups_them_by_dataset_without_a_warning(tmp_p
     assert main([str(runs), "report.group_seeds=true", f"report.out={tmp_path / 'grouped'}"]) == 0
     labels = [row["run"] for row in read_csv(tmp_path / "grouped" / "leaderboard.csv")]
     assert "seeds 0,1" in labels and not any("," in label and "_" in label for label in labels)
+
+
+def test_tensorboard_over_several_sweeps_has_a_column_for_every_key_any_of_them_varied(tmp_path):
+    from tests.conftest import TINY_RUN, main_in_process
+
+    multiruns = tmp_path / "multiruns"
+    for name, swept in (("lrs", "optimizer.lr=0.05,0.1"), ("batches", "data.batch_size=32,64")):
+        assert main_in_process("-m", *TINY_RUN, "trainer.epochs=1", "trainer.max_steps_per_epoch=2",
+                               "console.config=none", swept, f"hydra.sweep.dir={multiruns / name}") == 0
+    assert main_in_process(*TINY_RUN, "trainer.epochs=1", "trainer.max_steps_per_epoch=2", "seed=3",
+                           "console.config=none", f"hydra.run.dir={tmp_path / 'single'}") == 0
+    over_sweeps = tb_experiment(multiruns)
+    assert {"optimizer.lr", "data.batch_size"} <= set(over_sweeps.differing) <= set(over_sweeps.columns)
+    assert {"test/acc", "val/acc_best", "val/acc"} <= set(over_sweeps.metrics)
+    everything = tb_experiment(tmp_path)  # the sweeps beside a single run
+    assert {"optimizer.lr", "data.batch_size", "seed"} <= set(everything.differing)

@@ -22,8 +22,6 @@ from ..runtime.files import atomic_write
 from . import metrics as m
 
 HPARAMS_FILE = "events.out.tfevents.hparams"
-# What the HParams tab ranks runs by: scalar tags the run writes itself (test/acc once, the others every epoch).
-HPARAMS_METRICS = (m.TEST_ACC, m.VAL_ACC_BEST, m.VAL_ACC, m.VAL_LOSS, m.TRAIN_LOSS)
 # summary.json's status -> TensorBoard's: an interrupted run can be resumed (unknown); failed, diverged: failure
 STATUS = {"running": api_pb2.STATUS_RUNNING, "completed": api_pb2.STATUS_SUCCESS, "interrupted": api_pb2.STATUS_UNKNOWN}
 # Custom Scalars: the curves to compare on one chart each.
@@ -36,15 +34,7 @@ LAYOUT = {"train vs val": {"loss": ["Multiline", [f"^{m.TRAIN_LOSS}$", f"^{m.VAL
 class HParam:
     name: str
     value: float | int | str | bool
-    differs: bool = False  # swept in this run's sweep: TensorBoard lists these first
-
-
-def _data_type(value) -> int:
-    if isinstance(value, bool):
-        return api_pb2.DATA_TYPE_BOOL
-    if isinstance(value, int | float):
-        return api_pb2.DATA_TYPE_FLOAT64
-    return api_pb2.DATA_TYPE_STRING
+    differs: bool = False  # swept in this run's sweep (TensorBoard works out what differs across its logdir)
 
 
 def _summary(tag: str, plugin_data: plugin_data_pb2.HParamsPluginData) -> Summary:
@@ -54,10 +44,10 @@ def _summary(tag: str, plugin_data: plugin_data_pb2.HParamsPluginData) -> Summar
 
 def hparams_summaries(hparams: list[HParam], status: str, start_time: float,
                       end_time: float | None = None) -> list[Summary]:
-    """The experiment (columns), this session's values and, unless it is running, how it ended."""
-    experiment = api_pb2.Experiment(
-        hparam_infos=[api_pb2.HParamInfo(name=h.name, type=_data_type(h.value), differs=h.differs) for h in hparams],
-        metric_infos=[api_pb2.MetricInfo(name=api_pb2.MetricName(tag=tag)) for tag in HPARAMS_METRICS])
+    """This session's values and, unless it is running, how it ended. No experiment summary: TensorBoard takes the
+    columns of one run's experiment for the whole logdir (the first it finds), so a logdir over several sweeps would
+    lose the keys the others varied; without one, it builds the experiment from every run's values (the union of
+    the keys, `differs` where the runs disagree) and takes the runs' scalars as its metrics."""
     start = plugin_data_pb2.SessionStartInfo(start_time_secs=start_time)
     for h in hparams:
         field = start.hparams[h.name]
@@ -67,8 +57,7 @@ def hparams_summaries(hparams: list[HParam], status: str, start_time: float,
             field.number_value = h.value
         else:
             field.string_value = str(h.value)
-    summaries = [_summary(metadata.EXPERIMENT_TAG, plugin_data_pb2.HParamsPluginData(experiment=experiment)),
-                 _summary(metadata.SESSION_START_INFO_TAG, plugin_data_pb2.HParamsPluginData(session_start_info=start))]
+    summaries = [_summary(metadata.SESSION_START_INFO_TAG, plugin_data_pb2.HParamsPluginData(session_start_info=start))]
     if status != "running":
         end = plugin_data_pb2.SessionEndInfo(status=STATUS.get(status, api_pb2.STATUS_FAILURE),
                                              end_time_secs=end_time or time.time())

