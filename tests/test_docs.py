@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from cnnbench import cli, evaluate, report
+from cnnbench import cli, evaluate, export, predict, report
 from tests.conftest import REPO, TINY_RUN, main_in_process
 
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
@@ -93,6 +93,10 @@ def check_cnnbench(words: list[str], printed: str | None) -> str | None:
     if module == "cnnbench.evaluate":
         run_dir, _, _ = evaluate.parse_args(args)
         return None if run_dir.is_dir() else f"{run_dir} is not a run"
+    if module in ("cnnbench.predict", "cnnbench.export"):
+        parse = predict.parse_args if module == "cnnbench.predict" else export.parse_args
+        run_dir = parse(args)[0]
+        return None if (run_dir / "checkpoints" / "best.pt").is_file() else f"{run_dir} has no best.pt"
     if module == "cnnbench.report":
         dirs, _ = report.parse_args(args)
         missing = [d for d in dirs if not d.is_dir()]

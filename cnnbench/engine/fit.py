@@ -109,7 +109,7 @@ def fit(setup: TrainSetup, data, settings: FitSettings, logger, state: FitState 
                         f"{state.stopper.best_epoch} ({m.VAL_ACC} {state.stopper.best:.4f})")
         if improved and distributed.is_main():
             save_checkpoint(checkpoints / "best.pt", epoch=epoch, model=setup.evaluated.state_dict(), metrics=metrics,
-                            config=settings.config)
+                            config=settings.config, classes=list(data.classes))
         state.epoch = epoch
         save_state()
         if on_epoch is not None:
