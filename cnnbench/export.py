@@ -6,13 +6,17 @@ it expects as input (channels, size, mean and std, class names, the run's finger
 and into `model.json` beside it. The export is then run on a batch of the run's test images (random inputs when the
 data is not there) beside the PyTorch model: the largest difference of the logits and the top-1 agreement are
 printed, and a difference above TOLERANCE fails in one line. ONNX goes through `torch.onnx.export` and is checked
-with ONNX Runtime (`pip install -e ".[export]"`); TorchScript through `torch.jit.trace`.
+with ONNX Runtime (`pip install -e ".[export]"`), both with a dynamic batch dimension; TorchScript through
+`torch.jit.trace`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sys
+import warnings
 from pathlib import Path
 
 import torch
@@ -48,11 +52,12 @@ def parse_args(argv: list[str]) -> tuple[Path, str, Path | None]:
     return runs[0], formats[0], outs[-1] if outs else None
 
 
-def description(trained: Trained, fmt: str) -> dict:
-    """What the exported model expects and what it is: model.json, and the file's own metadata."""
+def description(trained: Trained) -> dict:
+    """What the exported model expects and what it is (the same for both formats): model.json, and the file's own
+    metadata."""
     data = data_settings(trained.cfg)
     return {
-        "format": fmt, "model": trained.cfg.model.name, "dataset": data.name,
+        "model": trained.cfg.model.name, "dataset": data.name,
         "input": {"shape": ["batch", int(data.in_chans), data.input_size, data.input_size], "dtype": "float32",
                   "channels": int(data.in_chans), "size": data.input_size, "scaled_to": [0, 1],
                   "normalized": bool(data.normalize), "mean": list(data.mean or []), "std": list(data.std or [])},
@@ -76,11 +81,27 @@ def check_batch(trained: Trained) -> tuple[torch.Tensor, str]:
             "random inputs"
 
 
+@contextlib.contextmanager
+def quiet():
+    """The exporters' console chatter and deprecation notices (torch.jit is deprecated in favour of torch.export,
+    but TorchScript is still what libtorch and TorchServe load) kept off the command's output."""
+    with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink), warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        yield
+
+
 def export_torchscript(model: torch.nn.Module, example: torch.Tensor, out: Path, meta: str):
-    traced = torch.jit.trace(model, example[:2], check_trace=False)
-    atomic_write(out, lambda tmp: torch.jit.save(traced, tmp, _extra_files={"model.json": meta}))
-    loaded = torch.jit.load(str(out))
-    return lambda x: loaded(x)
+    with quiet():
+        traced = torch.jit.trace(model, example[:2], check_trace=False)
+        atomic_write(out, lambda tmp: torch.jit.save(traced, tmp, _extra_files={"model.json": meta}))
+        loaded = torch.jit.load(str(out))
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        with quiet():
+            return loaded(x)
+
+    return run
 
 
 def export_onnx(model: torch.nn.Module, example: torch.Tensor, out: Path, meta: str):
@@ -91,9 +112,12 @@ def export_onnx(model: torch.nn.Module, example: torch.Tensor, out: Path, meta: 
         raise ConfigError(f"format=onnx needs onnx and onnxruntime ({err.name} is not installed): {INSTALL}") from err
 
     def write(tmp: str) -> None:
-        torch.onnx.export(model, (example[:2],), tmp, input_names=["images"], output_names=["logits"],
-                          dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}}, dynamo=False)
-        proto = onnx.load(tmp)
+        with quiet():  # the exporter's progress lines go to run-free silence; its errors still raise
+            torch.onnx.export(model, (example[:2],), tmp, input_names=["images"], output_names=["logits"],
+                              dynamic_shapes=({0: torch.export.Dim("batch")},), dynamo=True, verbose=False)
+        proto = onnx.load(tmp)  # with any weights the exporter wrote beside it: kept in the one file
+        for extra in Path(tmp).parent.glob(f"{Path(tmp).name}*.data"):
+            extra.unlink()
         for key, value in {"cnnbench": meta, **{k: str(v) for k, v in json.loads(meta).items()
                                                 if k in ("model", "dataset", "fingerprint")}}.items():
             proto.metadata_props.add(key=key, value=value)
@@ -114,7 +138,7 @@ def export_command(argv: list[str]) -> dict:
     model = trained.model.float().to(memory_format=torch.contiguous_format).eval()
     out = out or run_dir / "export" / FILES[fmt]
     out.parent.mkdir(parents=True, exist_ok=True)
-    described = description(trained, fmt)
+    described = description(trained)
     meta = json.dumps(described, indent=1)
     images, origin = check_batch(trained)
     exporter = export_onnx if fmt == "onnx" else export_torchscript

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -185,11 +186,18 @@ def show_accuracy(predictions: list[Prediction], classes: list[str], console: Co
 
 
 def folder_labels(files: list[Path], folder: Path | None, classes: list[str]) -> list[str | None]:
-    """Each file's class when `folder` is laid out as <class name>/<images> with the run's class names."""
+    """Each file's class when `folder` is laid out as <class name>/<images> with the run's class names (a name a
+    folder cannot hold, `T-shirt/top`, matches `T-shirt_top`: letters and digits are compared)."""
     if folder is None:
         return [None] * len(files)
+    by_slug = {_slug(name): name for name in classes}
     firsts = [p.relative_to(folder).parts[0] if len(p.relative_to(folder).parts) > 1 else None for p in files]
-    return firsts if firsts and all(first in classes for first in firsts) else [None] * len(files)
+    labels = [by_slug.get(_slug(first)) if first else None for first in firsts]
+    return labels if labels and all(labels) else [None] * len(files)
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", name.lower())
 
 
 def parse_args(argv: list[str]) -> tuple[Path, str, dict, list[str]]:
@@ -222,11 +230,11 @@ def predict_command(argv: list[str]) -> list[Prediction]:
         print(f"{USAGE}\n\n{__doc__.strip()}")
         return []
     run_dir, images, options, overrides = parse_args(argv)
+    trained = load_trained(run_dir, overrides)
     files, folder = image_files(images)
     if not files:
         raise ConfigError(f"images={images} matches no image file (a file, a folder of .png/.jpg/... images, or a "
                           "glob such as 'photos/*.jpg')")
-    trained = load_trained(run_dir, overrides)
     console = Console(soft_wrap=not sys.stdout.isatty())
     labels = folder_labels(files, folder, trained.classes)
     predictions = predict_images(trained, files, labels, options["topk"], str(options["predict.invert"]).lower(),
