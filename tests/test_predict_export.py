@@ -127,6 +127,25 @@ def test_onnx_export_is_checked_with_onnx_runtime(cli_main, runs, tmp_path):
     assert session.run(["logits"], {"images": np.zeros((3, 1, 28, 28), np.float32)})[0].shape == (3, 10)
 
 
+def test_the_docs_onnx_runtime_example_classifies_as_predict_does(cli_main, runs, tmp_path, capsys):
+    """docs/using.md's ten lines, run on an exported run and one image: the class predict gives."""
+    import re
+
+    from tests.conftest import REPO
+
+    pytest.importorskip("onnxruntime", reason="the export extra is not installed")
+    out = tmp_path / "model.onnx"
+    assert cli_main(f"run={runs['folder']}", "format=onnx", f"out={out}", main=export.main).returncode == 0
+    image = runs["images"] / "val" / "ship" / "001.png"
+    assert cli_main(f"run={runs['folder']}", f"images={image}", main=predict.main).returncode == 0
+    expected = rows_of(runs["folder"] / "predictions.csv")[0]["class_name"]
+    code = re.search(r"```python\n(.*?)```", (REPO / "docs" / "using.md").read_text(), re.S).group(1)
+    code = code.replace("outputs/runs/<timestamp>/export/model.onnx", str(out)).replace("shoe.jpg", str(image))
+    capsys.readouterr()
+    exec(compile(code, "docs/using.md", "exec"), {})
+    assert capsys.readouterr().out.strip() == expected
+
+
 def test_onnx_without_its_packages_names_the_install_command(cli_main, runs, monkeypatch):
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # an import of it fails, as when it is not installed
     one_line_error(cli_main(f"run={runs['digits']}", "format=onnx", main=export.main),
@@ -144,3 +163,35 @@ def test_a_tiny_synthetic_run_predicts_its_class_names(cli_main, tmp_path):
     Image.fromarray(np.zeros((28, 28), np.uint8), "L").save(tmp_path / "blank.png")
     assert cli_main(f"run={tmp_path / 'run'}", f"images={tmp_path / 'blank.png'}", main=predict.main).returncode == 0
     assert rows_of(tmp_path / "run" / "predictions.csv")[0]["class_name"].startswith("class_")
+
+
+def test_predict_on_the_test_images_agrees_with_evaluate(runs, tmp_path, capsys):
+    """The digits run's own test images, written as PNG files in class folders: predict's accuracy is evaluate's."""
+    from rich.console import Console
+
+    from cnnbench.config import data_settings
+    from cnnbench.data.sources import load_source
+    from cnnbench.evaluate import evaluate_run
+
+    trained = predict.load_trained(runs["digits"])
+    source = load_source(data_settings(trained.cfg))
+    folder = tmp_path / "digits"
+    for i, (image, label) in enumerate(zip(source.test.images, source.test.labels, strict=True)):
+        (folder / str(int(label))).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image[0].numpy(), "L").save(folder / str(int(label)) / f"{i:03d}.png")
+    predictions = predict.predict_command([f"run={runs['digits']}", f"images={folder}", f"out={tmp_path / 'p.csv'}"])
+    accuracy = predict.show_accuracy(predictions, trained.classes, Console(file=None, quiet=True))["accuracy"]
+    evaluated = evaluate_run(runs["digits"], [], Console(quiet=True))
+    assert len(predictions) == 360 and accuracy == pytest.approx(evaluated["test/acc"], abs=1e-9)
+
+
+def test_a_photo_sized_rgb_image_and_its_negative_go_through(cli_main, runs, tmp_path):
+    rng = np.random.default_rng(0)
+    photo = rng.integers(0, 255, (480, 640, 3), dtype=np.uint8)
+    Image.fromarray(photo, "RGB").save(tmp_path / "photo.jpg")
+    Image.fromarray(255 - photo, "RGB").save(tmp_path / "negative.webp")
+    result = cli_main(f"run={runs['digits']}", f"images={tmp_path}", main=predict.main)
+    assert result.returncode == 0, result.stderr
+    rows = rows_of(runs["digits"] / "predictions.csv")
+    assert sorted(row["path"].rsplit("/", 1)[1] for row in rows) == ["negative.webp", "photo.jpg"]
+    assert all(row["class_name"] in [str(d) for d in range(10)] and not row["error"] for row in rows)
