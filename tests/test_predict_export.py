@@ -98,6 +98,7 @@ def test_a_run_without_best_pt_is_one_line(cli_main, tmp_path):
     one_line_error(cli_main(f"run={tmp_path / 'run'}", "format=onnx", main=export.main), "has no checkpoints/best.pt")
 
 
+@pytest.mark.filterwarnings("ignore::FutureWarning")  # torch.jit.load, in the test itself
 def test_torchscript_export_runs_any_batch_and_describes_its_input(cli_main, runs):
     result = cli_main(f"run={runs['folder']}", "format=torchscript", main=export.main)
     assert result.returncode == 0, result.stderr
