@@ -161,7 +161,7 @@ def test_a_run_killed_before_its_first_checkpoint_restarts_with_its_records_set_
     printed = shlex.split(line.split("its records set aside: ", 1)[1])
     assert printed[:3] == ["python", "-m", "cnnbench"]
     again = subprocess.run([sys.executable, *printed[1:]], cwd=tmp_path / "..", env=process_env(),
-                           capture_output=True, text=True)
+                           capture_output=True, text=True)  # pasted from another folder, as a user would
     assert again.returncode == 0, again.stderr
     assert "they are kept in" in again.stderr
     assert_unique_ordered_records(run_dir, 2)
