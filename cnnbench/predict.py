@@ -68,7 +68,8 @@ def load_trained(run_dir: Path, overrides: list[str] = ()) -> Trained:
     if mismatch:
         raise ConfigError(mismatch)
     try:
-        cfg = OmegaConf.merge(OmegaConf.create(upgraded(checkpoint["config"])), OmegaConf.from_dotlist(list(overrides)))
+        cfg = OmegaConf.merge(OmegaConf.create(upgraded(checkpoint["config"])),
+                              OmegaConf.from_dotlist(["trainer.devices=1", *overrides]))  # one process asks
     except OmegaConfBaseException as err:
         raise ConfigError(f"cannot apply {' '.join(overrides)}: {str(err).splitlines()[0]}") from err
     validate_config(cfg)
