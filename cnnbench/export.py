@@ -25,7 +25,7 @@ from .cli import run_command
 from .config import data_settings
 from .data import build_data
 from .errors import CnnbenchError, ConfigError
-from .predict import Trained, load_trained
+from .evaluate import Trained, load_trained
 from .runtime.files import atomic_write, read_json
 from .runtime.overrides import parse_overrides, path_argument
 from .runtime.rundir import SUMMARY_FILE
@@ -134,7 +134,7 @@ def export_command(argv: list[str]) -> dict:
         print(f"{USAGE}\n\n{__doc__.strip()}")
         return {}
     run_dir, fmt, out = parse_args(argv)
-    trained = load_trained(run_dir, ["trainer.device=cpu"])  # exported and checked in float32 on the CPU
+    trained = load_trained(run_dir, ["trainer.device=cpu", "trainer.devices=1"])  # float32 on the CPU, one process
     model = trained.model.float().to(memory_format=torch.contiguous_format).eval()
     out = out or run_dir / "export" / FILES[fmt]
     out.parent.mkdir(parents=True, exist_ok=True)

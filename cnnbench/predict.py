@@ -18,81 +18,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from omegaconf import OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
 from .cli import run_command
-from .config import build_model, data_settings, upgraded, validate_config
+from .config import data_settings
 from .data import batch_transforms
 from .data.single import INVERT_CHOICES, image_files, load_image
-from .engine.checkpoint import load_checkpoint
+from .engine.confusion import per_class_accuracy
+from .engine.console import print_per_class
 from .engine.loop import predict as logits_of
 from .engine.setup import use_amp
 from .errors import CnnbenchError, ConfigError
-from .launch import FROM_THIS_LAUNCH, MAY_CHANGE
-from .runtime.devices import resolve_device
-from .runtime.files import atomic_write, read_json
+from .evaluate import Trained, load_trained
+from .runtime.files import atomic_write
 from .runtime.overrides import parse_overrides, path_argument
-from .runtime.ownership import checkpoint_mismatch
-from .runtime.rundir import SUMMARY_FILE
 
 USAGE = ("usage: python -m cnnbench.predict run=<run dir> images=<file, folder or glob> [topk=3] [out=<csv>] "
          "[predict.invert=auto|true|false] [batch_size=256] [trainer.device=<device>]")
 SHOWN_ROWS = 30  # the console shows this many predictions; the CSV has them all
-
-
-@dataclass
-class Trained:
-    """A run's best model, ready to evaluate, and what its inputs must look like."""
-
-    run_dir: Path
-    model: torch.nn.Module
-    cfg: object  # the run's config (a DictConfig), with the overrides given
-    classes: list[str]
-    checkpoint: Path
-    epoch: int
-
-
-def load_trained(run_dir: Path, overrides: list[str] = ()) -> Trained:
-    """The run's best.pt in its own model, on the device the config (or `trainer.device=`) says, in eval mode."""
-    best = run_dir / "checkpoints" / "best.pt"
-    if not best.is_file():
-        what = "a run folder" if (run_dir / SUMMARY_FILE).is_file() else "a cnnbench run folder (no summary.json)"
-        raise ConfigError(f"run={run_dir} has no checkpoints/best.pt: give {what} whose run finished at least one "
-                          "epoch")
-    checkpoint = load_checkpoint(best, require=("config", "model", "epoch"))
-    mismatch = checkpoint_mismatch(best, checkpoint["config"], run_dir, MAY_CHANGE + FROM_THIS_LAUNCH)
-    if mismatch:
-        raise ConfigError(mismatch)
-    try:
-        cfg = OmegaConf.merge(OmegaConf.create(upgraded(checkpoint["config"])),
-                              OmegaConf.from_dotlist(["trainer.devices=1", *overrides]))  # one process asks
-    except OmegaConfBaseException as err:
-        raise ConfigError(f"cannot apply {' '.join(overrides)}: {str(err).splitlines()[0]}") from err
-    validate_config(cfg)
-    model = build_model(cfg, init="default")
-    try:
-        model.load_state_dict(checkpoint["model"])
-    except RuntimeError as err:
-        raise ConfigError(f"the weights in {best} do not fit {cfg.model.name} ({str(err).splitlines()[0]})") from err
-    device = resolve_device(cfg.trainer.device)
-    model = model.to(device).eval()
-    if cfg.trainer.get("channels_last", False):
-        model = model.to(memory_format=torch.channels_last)
-    return Trained(run_dir, model, cfg, class_names(checkpoint, run_dir, cfg), best, int(checkpoint["epoch"]))
-
-
-def class_names(checkpoint: dict, run_dir: Path, cfg) -> list[str]:
-    """The run's class names: kept in best.pt, else the order of its summary's per-class accuracy, else numbers."""
-    if isinstance(checkpoint.get("classes"), list):
-        return [str(name) for name in checkpoint["classes"]]
-    per_class = (read_json(run_dir / SUMMARY_FILE) or {}).get("test/per_class_acc")
-    if isinstance(per_class, dict) and len(per_class) == cfg.data.num_classes:
-        return list(per_class)
-    return [str(i) for i in range(cfg.data.num_classes)]
 
 
 @dataclass
@@ -170,20 +115,14 @@ def show_accuracy(predictions: list[Prediction], classes: list[str], console: Co
     scored = [p for p in predictions if p.label is not None and p.top]
     if not scored:
         return {}
-    correct = {name: [0, 0] for name in classes}
+    confusion = torch.zeros(len(classes), len(classes), dtype=torch.int64)
     for p in scored:
-        correct[p.label][1] += 1
-        correct[p.label][0] += classes[p.top[0][0]] == p.label
-    accuracy = sum(c for c, _ in correct.values()) / len(scored)
-    table = Table(title=f"accuracy against the class folders: {accuracy:.4f} ({len(scored)} images)",
-                  title_justify="left")
-    for column in ("class", "accuracy", "correct / images"):
-        table.add_column(column, justify="left" if column == "class" else "right")
-    for name, (right, total) in correct.items():
-        if total:
-            table.add_row(name, f"{right / total:.1%}", f"{right} / {total}")
-    console.print(table)
-    return {"accuracy": accuracy, "per_class": {n: r / t for n, (r, t) in correct.items() if t}}
+        confusion[classes.index(p.label), p.top[0][0]] += 1
+    accuracy = confusion.diag().sum().item() / len(scored)
+    per_class = per_class_accuracy(confusion, classes)
+    print_per_class(console, per_class, confusion,
+                    title=f"accuracy against the class folders: {accuracy:.4f} ({len(scored)} images)")
+    return {"accuracy": accuracy, "per_class": {name: acc for name, acc in per_class.items() if acc is not None}}
 
 
 def folder_labels(files: list[Path], folder: Path | None, classes: list[str]) -> list[str | None]:
@@ -231,7 +170,7 @@ def predict_command(argv: list[str]) -> list[Prediction]:
         print(f"{USAGE}\n\n{__doc__.strip()}")
         return []
     run_dir, images, options, overrides = parse_args(argv)
-    trained = load_trained(run_dir, overrides)
+    trained = load_trained(run_dir, ["trainer.devices=1", *overrides])  # one process asks
     files, folder = image_files(images)
     if not files:
         raise ConfigError(f"images={images} matches no image file (a file, a folder of .png/.jpg/... images, or a "

@@ -15,6 +15,7 @@ from PIL import Image
 
 from cnnbench import export, predict
 from cnnbench.data.single import light_border, load_image
+from cnnbench.evaluate import load_trained
 from tests.conftest import TINY_RUN, main_in_process, one_line_error, write_image_folder
 
 FOLDER_RUN = ["model=lenet5", "data=image_folder", "data.image_size=16", "data.batch_size=8", "trainer.epochs=2",
@@ -174,7 +175,7 @@ def test_predict_on_the_test_images_agrees_with_evaluate(runs, tmp_path, capsys)
     from cnnbench.data.sources import load_source
     from cnnbench.evaluate import evaluate_run
 
-    trained = predict.load_trained(runs["digits"])
+    trained = load_trained(runs["digits"])
     source = load_source(data_settings(trained.cfg))
     folder = tmp_path / "digits"
     for i, (image, label) in enumerate(zip(source.test.images, source.test.labels, strict=True)):

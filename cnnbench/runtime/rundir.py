@@ -15,7 +15,6 @@ import fcntl
 import hashlib
 import json
 import os
-import shlex
 import socket
 import time
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from .files import atomic_write, read_json
-from .overrides import pop_dotted
+from .overrides import pop_dotted, shell_command
 from .ownership import LOCK_FILE, SUMMARY_FILE, foreign_folder, is_cnnbench_run, protected_folder, set_aside
 
 LAST = Path("checkpoints") / "last.pt"
@@ -93,7 +92,7 @@ def restart_command(run_dir: Path) -> str:
         saved = []
     own = [line for line in saved if isinstance(line, str)
            and line.split("=", 1)[0].lstrip("+~") not in ("trainer.resume", "hydra.run.dir")]
-    return shlex.join(["python", "-m", "cnnbench", *own, f"hydra.run.dir={run_dir.absolute()}"])
+    return shell_command("python", "-m", "cnnbench", *own, f"hydra.run.dir={run_dir.absolute()}")
 
 
 def plan_auto(run_dir: Path, fingerprint: str) -> ResumePlan:
@@ -175,7 +174,7 @@ def claim(run_dir: Path, resuming: bool, key: str = "hydra.run.dir") -> Claim:
         if status in FINISHED:
             raise RunDirTaken(f"{key}={run_dir} already holds a finished run ({status}); choose another {key} for a "
                               "new run")
-        resume = shlex.join(["python", "-m", "cnnbench", f"trainer.resume={run_dir.absolute()}"])
+        resume = shell_command("python", "-m", "cnnbench", f"trainer.resume={run_dir.absolute()}")
         raise RunDirTaken(f"{key}={run_dir} already holds a run that can be continued; choose another {key}, "
                           f"or continue it: {resume}")
     os.ftruncate(fd, 0)
